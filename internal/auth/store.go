@@ -1,0 +1,128 @@
+package auth
+
+import (
+	"context"
+	"time"
+)
+
+// Store is everything the Service needs from a database. Both implementations
+// (internal/sqlite, internal/postgres) pass the same conformance suite
+// (internal/storetest).
+//
+// Rules live in the Service; stores persist and guarantee atomicity. Every method that
+// settles a race does it with one conditional statement and a rows-affected check, and
+// reports whether it won. Times come from the Service's clock, never the database's, and
+// round-trip at microsecond precision. Lookups of a missing row return ErrNotFound;
+// unique violations return a *ConflictError (errors.Is(err, ErrConflict)).
+type Store interface {
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the connections.
+	Close() error
+
+	// CreateUser inserts u and sets u.ID. Username and email are each unique
+	// case-insensitively: ConflictError{"username"} or ConflictError{"email"}. (An email
+	// can never equal a username: validation requires "@" in one and forbids it in the
+	// other.)
+	CreateUser(ctx context.Context, u *User) error
+	// UserByID returns the user or ErrNotFound.
+	UserByID(ctx context.Context, id UserID) (*User, error)
+	// UserByLogin finds a user whose username or email equals login case-insensitively.
+	UserByLogin(ctx context.Context, login string) (*User, error)
+	// UserByEmail finds a user by email, case-insensitively.
+	UserByEmail(ctx context.Context, email string) (*User, error)
+	// ListUsers returns every user ordered by id.
+	ListUsers(ctx context.Context) ([]User, error)
+	// SetAdmin grants or removes the operator role.
+	SetAdmin(ctx context.Context, id UserID, admin bool) error
+	// ChangePassword sets the password hash and deletes every session of the user
+	// except keep (0: all), in one transaction.
+	ChangePassword(ctx context.Context, id UserID, hash string, keep SessionID) error
+
+	// CreateSession inserts s and sets s.ID.
+	CreateSession(ctx context.Context, s *Session) error
+	// SessionByTokenHash returns the session, expired or not (the Service decides).
+	SessionByTokenHash(ctx context.Context, hash []byte) (*Session, error)
+	// TouchSession sets last_seen_at.
+	TouchSession(ctx context.Context, id SessionID, at time.Time) error
+	// SetSessionReauth sets reauth_at.
+	SetSessionReauth(ctx context.Context, id SessionID, at time.Time) error
+	// ListSessions returns the user's sessions, newest first.
+	ListSessions(ctx context.Context, user UserID) ([]Session, error)
+	// DeleteSession deletes the user's session id; ErrNotFound when it is not theirs.
+	DeleteSession(ctx context.Context, user UserID, id SessionID) error
+	// DeleteSessions deletes every session of the user except keep (0: all) and
+	// returns how many went.
+	DeleteSessions(ctx context.Context, user UserID, keep SessionID) (int, error)
+
+	// CreatePendingLogin stores the state after a correct password.
+	CreatePendingLogin(ctx context.Context, p *PendingLogin) error
+	// PendingLoginByTokenHash returns it, expired or not.
+	PendingLoginByTokenHash(ctx context.Context, hash []byte) (*PendingLogin, error)
+	// ConsumePendingLogin deletes it and reports whether this call deleted it.
+	ConsumePendingLogin(ctx context.Context, hash []byte) (bool, error)
+
+	// Attempt reads a failure counter; a missing one is the zero state (Version 0).
+	Attempt(ctx context.Context, key AttemptKey) (AttemptState, error)
+	// SaveAttempt writes next if the stored version still equals prev.Version (for
+	// Version 0: if no row exists yet), bumping the version, in its own committed
+	// write. It reports whether it won the race.
+	SaveAttempt(ctx context.Context, key AttemptKey, prev, next AttemptState) (bool, error)
+
+	// SetPendingTOTP stores (replacing any earlier) a setup awaiting confirmation.
+	SetPendingTOTP(ctx context.Context, p *PendingTOTP) error
+	// PendingTOTP returns the user's pending setup, expired or not.
+	PendingTOTP(ctx context.Context, user UserID) (*PendingTOTP, error)
+	// EnableTOTP, in one transaction: fails with ErrConflict if TOTP is already
+	// enabled; inserts the credential (with its accepted step as LastStep), deletes the
+	// pending setup, replaces the recovery codes with codeHashes, and deletes every
+	// session of the user except keep.
+	EnableTOTP(ctx context.Context, c *TOTPCredential, codeHashes [][]byte, keep SessionID) error
+	// TOTP returns the enabled credential or ErrNotFound.
+	TOTP(ctx context.Context, user UserID) (*TOTPCredential, error)
+	// AdvanceTOTPStep sets last_step = step only where last_step < step, and reports
+	// whether it did: a step is accepted at most once, and never an earlier one.
+	AdvanceTOTPStep(ctx context.Context, user UserID, step int64) (bool, error)
+	// DisableMFA, in one transaction: deletes the TOTP credential, the pending setup and
+	// every recovery code, and every session except keep (0: all). It reports whether a
+	// credential existed.
+	DisableMFA(ctx context.Context, user UserID, keep SessionID) (bool, error)
+
+	// UseRecoveryCode marks the user's unused code with this hash as used
+	// (… WHERE used_at IS NULL) and reports whether exactly one row changed.
+	UseRecoveryCode(ctx context.Context, user UserID, hash []byte, at time.Time) (bool, error)
+	// ReplaceRecoveryCodes deletes the user's codes and inserts the new ones in one
+	// transaction. It fails with ErrNotFound (and changes nothing) if TOTP is not enabled.
+	ReplaceRecoveryCodes(ctx context.Context, user UserID, hashes [][]byte, at time.Time) error
+	// RecoveryCodeCounts counts the user's codes.
+	RecoveryCodeCounts(ctx context.Context, user UserID) (RecoveryCodeCounts, error)
+
+	// CreatePasswordReset stores a reset link.
+	CreatePasswordReset(ctx context.Context, r *PasswordReset) error
+	// ResetPassword, in one transaction: consumes the unused, unexpired (at now) reset
+	// link with this hash, sets the password hash, deletes every session and every
+	// other reset link of the user. It returns the user, or ErrNotFound when the link is
+	// unknown, used or expired.
+	ResetPassword(ctx context.Context, hash []byte, passwordHash string, now time.Time) (UserID, error)
+
+	// AddEvent appends to the security log.
+	AddEvent(ctx context.Context, e *Event) error
+	// Events returns the user's events newest first (user 0: every event), at most limit.
+	Events(ctx context.Context, user UserID, limit int) ([]Event, error)
+
+	// AddOutbox stores a mail that was not sent through SMTP.
+	AddOutbox(ctx context.Context, m *OutboxMessage) error
+	// Outbox returns the stored mail, oldest first.
+	Outbox(ctx context.Context) ([]OutboxMessage, error)
+
+	// CreateToken inserts a personal access token and sets t.ID.
+	CreateToken(ctx context.Context, t *AccessToken) error
+	// TokenByHash returns the token (expired or not) or ErrNotFound.
+	TokenByHash(ctx context.Context, hash []byte) (*AccessToken, error)
+	// ListTokens returns the user's tokens, newest first.
+	ListTokens(ctx context.Context, user UserID) ([]AccessToken, error)
+	// DeleteToken deletes the user's token; ErrNotFound when it is not theirs.
+	DeleteToken(ctx context.Context, user UserID, id TokenID) error
+	// TouchToken sets last_used_at.
+	TouchToken(ctx context.Context, id TokenID, at time.Time) error
+}
