@@ -1,0 +1,96 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/latchkey/latchkey/internal/auth"
+)
+
+// nullUser stores user 0 ("no account known") as NULL so the foreign key holds.
+func nullUser(id auth.UserID) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+// AddEvent appends to the security log and sets e.ID.
+func (s *Store) AddEvent(ctx context.Context, e *auth.Event) error {
+	return mapErr("add event", retryBusy(ctx, func() error {
+		res, err := s.db.ExecContext(ctx, `INSERT INTO security_events
+			(user_id, time, event, outcome, ip, user_agent, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			nullUser(e.UserID), micros(e.Time), e.Event, e.Outcome, e.IP, e.UserAgent, e.Detail)
+		if err != nil {
+			return err
+		}
+		e.ID, err = res.LastInsertId()
+		return err
+	}))
+}
+
+// Events returns the user's events newest first (user 0: every event), at most limit;
+// limit <= 0 means no limit.
+func (s *Store) Events(ctx context.Context, user auth.UserID, limit int) ([]auth.Event, error) {
+	if limit <= 0 {
+		limit = -1 // SQLite reads a negative LIMIT as none
+	}
+	const cols = `SELECT id, user_id, time, event, outcome, ip, user_agent, detail FROM security_events`
+	var rows *sql.Rows
+	var err error
+	if user == 0 {
+		rows, err = s.db.QueryContext(ctx, cols+` ORDER BY id DESC LIMIT ?`, limit)
+	} else {
+		rows, err = s.db.QueryContext(ctx, cols+` WHERE user_id = ? ORDER BY id DESC LIMIT ?`, user, limit)
+	}
+	if err != nil {
+		return nil, mapErr("events", err)
+	}
+	defer rows.Close()
+	var es []auth.Event
+	for rows.Next() {
+		var e auth.Event
+		var uid sql.NullInt64
+		if err := rows.Scan(&e.ID, &uid, timeCol{&e.Time}, &e.Event, &e.Outcome, &e.IP,
+			&e.UserAgent, &e.Detail); err != nil {
+			return nil, mapErr("events", err)
+		}
+		e.UserID = auth.UserID(uid.Int64)
+		es = append(es, e)
+	}
+	return es, mapErr("events", rows.Err())
+}
+
+// AddOutbox stores a mail that was not sent through SMTP, body sealed, and sets m.ID.
+func (s *Store) AddOutbox(ctx context.Context, m *auth.OutboxMessage) error {
+	return mapErr("add outbox", retryBusy(ctx, func() error {
+		res, err := s.db.ExecContext(ctx, `INSERT INTO outbox
+			(recipient, subject, key_id, ciphertext, created_at) VALUES (?, ?, ?, ?, ?)`,
+			m.To, m.Subject, m.Body.KeyID, m.Body.Ciphertext, micros(m.CreatedAt))
+		if err != nil {
+			return err
+		}
+		m.ID, err = res.LastInsertId()
+		return err
+	}))
+}
+
+// Outbox returns the stored mail, oldest first.
+func (s *Store) Outbox(ctx context.Context) ([]auth.OutboxMessage, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, recipient, subject, key_id, ciphertext, created_at
+		FROM outbox ORDER BY id`)
+	if err != nil {
+		return nil, mapErr("outbox", err)
+	}
+	defer rows.Close()
+	var ms []auth.OutboxMessage
+	for rows.Next() {
+		var m auth.OutboxMessage
+		if err := rows.Scan(&m.ID, &m.To, &m.Subject, &m.Body.KeyID, &m.Body.Ciphertext,
+			timeCol{&m.CreatedAt}); err != nil {
+			return nil, mapErr("outbox", err)
+		}
+		ms = append(ms, m)
+	}
+	return ms, mapErr("outbox", rows.Err())
+}

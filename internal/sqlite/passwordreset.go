@@ -1,0 +1,44 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/auth"
+)
+
+// CreatePasswordReset stores a reset link (only its hash).
+func (s *Store) CreatePasswordReset(ctx context.Context, r *auth.PasswordReset) error {
+	_, err := s.exec(ctx, `INSERT INTO password_resets (token_hash, user_id, created_at, expires_at)
+		VALUES (?, ?, ?, ?)`, r.TokenHash, r.UserID, micros(r.CreatedAt), micros(r.ExpiresAt))
+	return mapErr("create password reset", err)
+}
+
+// ResetPassword consumes the link with one conditional update (unused and unexpired at
+// now), so a link works once however many requests race; then, in the same
+// transaction, it sets the password and ends every session and every other link.
+func (s *Store) ResetPassword(ctx context.Context, hash []byte, passwordHash string, now time.Time) (auth.UserID, error) {
+	var user auth.UserID
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `UPDATE password_resets SET used_at = ?
+			WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
+			RETURNING user_id`, micros(now), hash, micros(now)).Scan(&user)
+		if err != nil {
+			return err // no row: unknown, used or expired, all ErrNotFound
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, passwordHash, user)
+		if err := mustOne(rowsAffected(res, err)); err != nil {
+			return err
+		}
+		if _, err := deleteSessions(ctx, tx, user, 0); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM password_resets WHERE user_id = ? AND token_hash <> ?`, user, hash)
+		return err
+	})
+	if err != nil {
+		return 0, mapErr("reset password", err)
+	}
+	return user, nil
+}

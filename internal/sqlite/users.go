@@ -1,0 +1,110 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/latchkey/latchkey/internal/auth"
+)
+
+const userColumns = `id, username, email, email_verified, password_hash, is_admin, created_at`
+
+func scanUser(row interface{ Scan(...any) error }) (*auth.User, error) {
+	var u auth.User
+	err := row.Scan(&u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.PasswordHash,
+		&u.IsAdmin, timeCol{&u.CreatedAt})
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// CreateUser inserts u and sets u.ID. Uniqueness is on the case fold of username and
+// email, checked by the unique indexes, so two concurrent sign-ups cannot both win.
+func (s *Store) CreateUser(ctx context.Context, u *auth.User) error {
+	return mapErr("create user", retryBusy(ctx, func() error {
+		res, err := s.db.ExecContext(ctx, `INSERT INTO users
+			(username, username_key, email, email_key, email_verified, password_hash, is_admin, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.Username, fold(u.Username), u.Email, fold(u.Email), u.EmailVerified,
+			u.PasswordHash, u.IsAdmin, micros(u.CreatedAt))
+		if err != nil {
+			return err
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		u.ID = auth.UserID(id)
+		return nil
+	}))
+}
+
+// UserByID returns the user or ErrNotFound.
+func (s *Store) UserByID(ctx context.Context, id auth.UserID) (*auth.User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx,
+		`SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	return u, mapErr("user by id", err)
+}
+
+// UserByLogin finds a user whose username or email folds to the same as login.
+func (s *Store) UserByLogin(ctx context.Context, login string) (*auth.User, error) {
+	k := fold(login)
+	// Validation keeps "@" out of usernames and in emails, so at most one row matches;
+	// ORDER BY keeps the answer deterministic should old data break that.
+	u, err := scanUser(s.db.QueryRowContext(ctx,
+		`SELECT `+userColumns+` FROM users WHERE username_key = ? OR email_key = ? ORDER BY id LIMIT 1`, k, k))
+	return u, mapErr("user by login", err)
+}
+
+// UserByEmail finds a user by email, case-insensitively.
+func (s *Store) UserByEmail(ctx context.Context, email string) (*auth.User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx,
+		`SELECT `+userColumns+` FROM users WHERE email_key = ?`, fold(email)))
+	return u, mapErr("user by email", err)
+}
+
+// ListUsers returns every user ordered by id.
+func (s *Store) ListUsers(ctx context.Context) ([]auth.User, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM users ORDER BY id`)
+	if err != nil {
+		return nil, mapErr("list users", err)
+	}
+	defer rows.Close()
+	var us []auth.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, mapErr("list users", err)
+		}
+		us = append(us, *u)
+	}
+	return us, mapErr("list users", rows.Err())
+}
+
+// SetAdmin grants or removes the operator role; ErrNotFound for an unknown user.
+func (s *Store) SetAdmin(ctx context.Context, id auth.UserID, admin bool) error {
+	return mapErr("set admin", mustOne(s.exec(ctx, `UPDATE users SET is_admin = ? WHERE id = ?`, admin, id)))
+}
+
+// ChangePassword sets the password hash and deletes every other session in one
+// transaction, so no moment exists where the new password is set and a session opened
+// with the old one still works. ErrNotFound for an unknown user.
+func (s *Store) ChangePassword(ctx context.Context, id auth.UserID, hash string, keep auth.SessionID) error {
+	return mapErr("change password", s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, id)
+		if err := mustOne(rowsAffected(res, err)); err != nil {
+			return err
+		}
+		_, err = deleteSessions(ctx, tx, id, keep)
+		return err
+	}))
+}
+
+// rowsAffected folds an Exec result into a count.
+func rowsAffected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

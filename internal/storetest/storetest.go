@@ -1,0 +1,971 @@
+// Package storetest is the one conformance suite every auth.Store implementation must
+// pass, so that SQLite and PostgreSQL behave alike — above all in the race-settling
+// methods (code use, TOTP step, attempt counters), which are the security core and
+// which the Service trusts without re-checking. It also provides the database
+// harness helpers that end-to-end tests elsewhere use.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/latchkey/latchkey/internal/auth"
+)
+
+// PostgresURL returns the URL of a fresh, empty PostgreSQL database, dropped when the
+// test ends. The server comes from LATCHKEY_TEST_POSTGRES; without it the test skips,
+// or fails when LATCHKEY_TEST_REQUIRE_ALL=1 so that CI cannot pass by skipping.
+func PostgresURL(t *testing.T) string {
+	t.Helper()
+	const msg = "PostgreSQL tests need LATCHKEY_TEST_POSTGRES=postgres://…"
+	server := os.Getenv("LATCHKEY_TEST_POSTGRES")
+	if server == "" {
+		if os.Getenv("LATCHKEY_TEST_REQUIRE_ALL") == "1" {
+			t.Fatal(msg + " (LATCHKEY_TEST_REQUIRE_ALL=1)")
+		}
+		t.Skip(msg)
+	}
+	u, err := url.Parse(server)
+	if err != nil {
+		t.Fatalf("LATCHKEY_TEST_POSTGRES: %v", err)
+	}
+	name := "lk_test_" + hex.EncodeToString(randomBytes(t, 8))
+
+	ctx := context.Background()
+	admin := func(sql string) error {
+		conn, err := pgx.Connect(ctx, server)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, sql)
+		return err
+	}
+	// The name is our own hex, so building the statement from it is safe.
+	if err := admin("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		// FORCE ends connections a failed test left open, so the drop never hangs.
+		if err := admin("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+		}
+	})
+	u.Path = "/" + name
+	return u.String()
+}
+
+// SQLitePath returns the path of a database file (not created yet) in a directory
+// removed when the test ends.
+func SQLitePath(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(t.TempDir(), "latchkey.db")
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Run runs the suite. newStore must return a fresh, migrated, empty store and register
+// its own cleanup; Run calls it once per area so areas cannot see each other's rows.
+func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
+	areas := []struct {
+		name string
+		fn   func(t *testing.T, s auth.Store)
+	}{
+		{"Users", testUsers},
+		{"Sessions", testSessions},
+		{"PendingLogins", testPendingLogins},
+		{"Attempts", testAttempts},
+		{"TOTP", testTOTP},
+		{"AdvanceTOTPStep", testAdvanceTOTPStep},
+		{"RecoveryCodes", testRecoveryCodes},
+		{"DisableMFA", testDisableMFA},
+		{"ChangePassword", testChangePassword},
+		{"PasswordReset", testPasswordReset},
+		{"Events", testEvents},
+		{"Outbox", testOutbox},
+		{"Tokens", testTokens},
+		{"TimeRoundTrip", testTimeRoundTrip},
+		{"Closed", testClosed},
+	}
+	for _, a := range areas {
+		t.Run(a.name, func(t *testing.T) {
+			a.fn(t, newStore(t))
+		})
+	}
+}
+
+// t0() is the suite's fixed clock: times come from the Service, never the database, so
+// a fixed one keeps the suite exact and free of sleeps. It has microseconds on purpose.
+func t0() time.Time { return time.Date(2025, 3, 14, 15, 9, 26, 535897000, time.UTC) }
+
+func at(d time.Duration) time.Time { return t0().Add(d) }
+
+func hash(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+func ctx(t *testing.T) context.Context { return t.Context() }
+
+func mustUser(t *testing.T, s auth.Store, name string) *auth.User {
+	t.Helper()
+	u := &auth.User{Username: name, Email: name + "@example.com", PasswordHash: "hash-" + name, CreatedAt: t0()}
+	if err := s.CreateUser(ctx(t), u); err != nil {
+		t.Fatalf("CreateUser(%q) = %v", name, err)
+	}
+	return u
+}
+
+func mustSession(t *testing.T, s auth.Store, user auth.UserID, token string, created time.Time) *auth.Session {
+	t.Helper()
+	x := &auth.Session{UserID: user, TokenHash: hash(token), CreatedAt: created, LastSeenAt: created,
+		ExpiresAt: created.Add(30 * 24 * time.Hour), ReauthAt: created, IP: "192.0.2.1", UserAgent: "test"}
+	if err := s.CreateSession(ctx(t), x); err != nil {
+		t.Fatalf("CreateSession = %v", err)
+	}
+	return x
+}
+
+func sessionIDs(t *testing.T, s auth.Store, user auth.UserID) []auth.SessionID {
+	t.Helper()
+	xs, err := s.ListSessions(ctx(t), user)
+	if err != nil {
+		t.Fatalf("ListSessions = %v", err)
+	}
+	var ids []auth.SessionID
+	for _, x := range xs {
+		ids = append(ids, x.ID)
+	}
+	return ids
+}
+
+func wantErr(t *testing.T, what string, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("%s = %v, want %v", what, err, target)
+	}
+}
+
+func noErr(t *testing.T, what string, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s = %v", what, err)
+	}
+}
+
+// race runs fn from n goroutines released at once and counts the true answers; any
+// error fails the test, because a store must never turn load into a failure.
+func race(t *testing.T, n int, fn func(i int) (bool, error)) int {
+	t.Helper()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		wins  int
+		errs  []error
+		start = make(chan struct{})
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			ok, err := fn(i)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if ok {
+				wins++
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d racers failed; first: %v", len(errs), n, errs[0])
+	}
+	return wins
+}
+
+func testUsers(t *testing.T, s auth.Store) {
+	alice := &auth.User{Username: "Alice", Email: "Alice@Example.com", PasswordHash: "h1",
+		EmailVerified: true, CreatedAt: t0()}
+	noErr(t, "CreateUser(Alice)", s.CreateUser(ctx(t), alice))
+	if alice.ID == 0 {
+		t.Fatal("CreateUser did not set ID")
+	}
+	bob := mustUser(t, s, "bob")
+	if bob.ID == alice.ID {
+		t.Fatalf("two users got id %d", bob.ID)
+	}
+
+	conflicts := []struct {
+		name, username, email, field string
+	}{
+		{"same username", "Alice", "other@example.com", "username"},
+		{"username other case", "aLICE", "other@example.com", "username"},
+		{"same email", "carol", "Alice@Example.com", "email"},
+		{"email other case", "carol", "alice@EXAMPLE.COM", "email"},
+		{"non-ASCII fold", "ÄRGER", "x@example.com", "username"},
+	}
+	noErr(t, "CreateUser(ärger)", s.CreateUser(ctx(t), &auth.User{Username: "ärger",
+		Email: "arger@example.com", PasswordHash: "h", CreatedAt: t0()}))
+	for _, c := range conflicts {
+		t.Run(c.name, func(t *testing.T) {
+			err := s.CreateUser(ctx(t), &auth.User{Username: c.username, Email: c.email,
+				PasswordHash: "h", CreatedAt: t0()})
+			var ce *auth.ConflictError
+			if !errors.As(err, &ce) || !errors.Is(err, auth.ErrConflict) {
+				t.Fatalf("CreateUser(%q, %q) = %v, want *ConflictError", c.username, c.email, err)
+			}
+			if ce.Field != c.field {
+				t.Fatalf("CreateUser(%q, %q) conflict field = %q, want %q", c.username, c.email, ce.Field, c.field)
+			}
+		})
+	}
+
+	for _, login := range []string{"Alice", "alice", "ALICE", "Alice@Example.com", "alice@example.com"} {
+		u, err := s.UserByLogin(ctx(t), login)
+		if err != nil || u.ID != alice.ID {
+			t.Fatalf("UserByLogin(%q) = %+v, %v, want user %d", login, u, err, alice.ID)
+		}
+	}
+	_, err := s.UserByLogin(ctx(t), "nobody")
+	wantErr(t, "UserByLogin(nobody)", err, auth.ErrNotFound)
+
+	u, err := s.UserByEmail(ctx(t), "ALICE@example.COM")
+	if err != nil || u.ID != alice.ID {
+		t.Fatalf("UserByEmail = %+v, %v, want user %d", u, err, alice.ID)
+	}
+	_, err = s.UserByEmail(ctx(t), "Alice") // a username is not an email
+	wantErr(t, "UserByEmail(username)", err, auth.ErrNotFound)
+
+	u, err = s.UserByID(ctx(t), alice.ID)
+	noErr(t, "UserByID", err)
+	if *u != *alice {
+		t.Fatalf("UserByID = %+v, want %+v", *u, *alice)
+	}
+	_, err = s.UserByID(ctx(t), alice.ID+1000)
+	wantErr(t, "UserByID(unknown)", err, auth.ErrNotFound)
+
+	noErr(t, "SetAdmin", s.SetAdmin(ctx(t), bob.ID, true))
+	u, err = s.UserByID(ctx(t), bob.ID)
+	if err != nil || !u.IsAdmin {
+		t.Fatalf("after SetAdmin(true): %+v, %v", u, err)
+	}
+	noErr(t, "SetAdmin", s.SetAdmin(ctx(t), bob.ID, false))
+	u, _ = s.UserByID(ctx(t), bob.ID)
+	if u.IsAdmin {
+		t.Fatal("SetAdmin(false) left the user an admin")
+	}
+	wantErr(t, "SetAdmin(unknown)", s.SetAdmin(ctx(t), bob.ID+1000, true), auth.ErrNotFound)
+
+	us, err := s.ListUsers(ctx(t))
+	noErr(t, "ListUsers", err)
+	if len(us) != 3 || us[0].ID != alice.ID || us[1].ID != bob.ID || us[0].Username != "Alice" {
+		t.Fatalf("ListUsers = %+v, want Alice, bob, ärger in id order", us)
+	}
+}
+
+func testSessions(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	bob := mustUser(t, s, "bob")
+	a1 := mustSession(t, s, alice.ID, "a1", at(0))
+	a2 := mustSession(t, s, alice.ID, "a2", at(time.Minute))
+	a3 := mustSession(t, s, alice.ID, "a3", at(2*time.Minute))
+	b1 := mustSession(t, s, bob.ID, "b1", at(0))
+	if a1.ID == 0 || a1.ID == a2.ID {
+		t.Fatalf("session ids %d, %d", a1.ID, a2.ID)
+	}
+
+	got, err := s.SessionByTokenHash(ctx(t), hash("a2"))
+	noErr(t, "SessionByTokenHash", err)
+	if !sameSession(*got, *a2) {
+		t.Fatalf("SessionByTokenHash = %+v, want %+v", *got, *a2)
+	}
+	_, err = s.SessionByTokenHash(ctx(t), hash("nope"))
+	wantErr(t, "SessionByTokenHash(unknown)", err, auth.ErrNotFound)
+
+	err = s.CreateSession(ctx(t), &auth.Session{UserID: bob.ID, TokenHash: hash("a1"),
+		CreatedAt: t0(), ExpiresAt: t0()})
+	wantErr(t, "CreateSession(duplicate hash)", err, auth.ErrConflict)
+
+	noErr(t, "TouchSession", s.TouchSession(ctx(t), a2.ID, at(time.Hour)))
+	noErr(t, "SetSessionReauth", s.SetSessionReauth(ctx(t), a2.ID, at(2*time.Hour)))
+	got, _ = s.SessionByTokenHash(ctx(t), hash("a2"))
+	if !got.LastSeenAt.Equal(at(time.Hour)) || !got.ReauthAt.Equal(at(2*time.Hour)) {
+		t.Fatalf("after touch and reauth: last seen %v, reauth %v", got.LastSeenAt, got.ReauthAt)
+	}
+	if !got.CreatedAt.Equal(a2.CreatedAt) {
+		t.Fatal("TouchSession changed created_at")
+	}
+
+	if ids := sessionIDs(t, s, alice.ID); !equalIDs(ids, []auth.SessionID{a3.ID, a2.ID, a1.ID}) {
+		t.Fatalf("ListSessions = %v, want newest first %v", ids, []auth.SessionID{a3.ID, a2.ID, a1.ID})
+	}
+
+	wantErr(t, "DeleteSession(other user's)", s.DeleteSession(ctx(t), alice.ID, b1.ID), auth.ErrNotFound)
+	if ids := sessionIDs(t, s, bob.ID); len(ids) != 1 {
+		t.Fatalf("bob's session went with alice's delete: %v", ids)
+	}
+	noErr(t, "DeleteSession(own)", s.DeleteSession(ctx(t), alice.ID, a1.ID))
+	wantErr(t, "DeleteSession(again)", s.DeleteSession(ctx(t), alice.ID, a1.ID), auth.ErrNotFound)
+
+	a4 := mustSession(t, s, alice.ID, "a4", at(3*time.Minute))
+	n, err := s.DeleteSessions(ctx(t), alice.ID, a2.ID)
+	noErr(t, "DeleteSessions(keep)", err)
+	if n != 2 {
+		t.Fatalf("DeleteSessions(keep) = %d, want 2", n)
+	}
+	if ids := sessionIDs(t, s, alice.ID); !equalIDs(ids, []auth.SessionID{a2.ID}) {
+		t.Fatalf("after DeleteSessions(keep %d): %v (a4 %d)", a2.ID, ids, a4.ID)
+	}
+	n, err = s.DeleteSessions(ctx(t), alice.ID, 0)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteSessions(0) = %d, %v, want 1", n, err)
+	}
+	if ids := sessionIDs(t, s, bob.ID); len(ids) != 1 {
+		t.Fatalf("DeleteSessions(alice) touched bob's: %v", ids)
+	}
+	wantErr(t, "TouchSession(deleted)", s.TouchSession(ctx(t), a2.ID, t0()), auth.ErrNotFound)
+}
+
+func sameSession(a, b auth.Session) bool {
+	return a.ID == b.ID && a.UserID == b.UserID && bytes.Equal(a.TokenHash, b.TokenHash) &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.LastSeenAt.Equal(b.LastSeenAt) &&
+		a.ExpiresAt.Equal(b.ExpiresAt) && a.ReauthAt.Equal(b.ReauthAt) &&
+		a.IP == b.IP && a.UserAgent == b.UserAgent
+}
+
+func equalIDs[T comparable](a, b []T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func testPendingLogins(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	p := &auth.PendingLogin{TokenHash: hash("p"), UserID: alice.ID, CreatedAt: t0(),
+		ExpiresAt: at(5 * time.Minute), IP: "198.51.100.7", UserAgent: "ua"}
+	noErr(t, "CreatePendingLogin", s.CreatePendingLogin(ctx(t), p))
+	got, err := s.PendingLoginByTokenHash(ctx(t), hash("p"))
+	noErr(t, "PendingLoginByTokenHash", err)
+	if got.UserID != alice.ID || !got.ExpiresAt.Equal(p.ExpiresAt) || !got.CreatedAt.Equal(t0()) ||
+		got.IP != p.IP || got.UserAgent != p.UserAgent || !bytes.Equal(got.TokenHash, p.TokenHash) {
+		t.Fatalf("PendingLoginByTokenHash = %+v, want %+v", got, p)
+	}
+	noErr(t, "CreatePendingLogin(second)", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{
+		TokenHash: hash("q"), UserID: alice.ID, CreatedAt: t0(), ExpiresAt: at(time.Minute)}))
+
+	wins := race(t, 16, func(int) (bool, error) { return s.ConsumePendingLogin(ctx(t), hash("p")) })
+	if wins != 1 {
+		t.Fatalf("16 concurrent ConsumePendingLogin: %d won, want 1", wins)
+	}
+	_, err = s.PendingLoginByTokenHash(ctx(t), hash("p"))
+	wantErr(t, "PendingLoginByTokenHash(consumed)", err, auth.ErrNotFound)
+	if _, err := s.PendingLoginByTokenHash(ctx(t), hash("q")); err != nil {
+		t.Fatalf("consuming one pending login removed another: %v", err)
+	}
+}
+
+func testAttempts(t *testing.T, s auth.Store) {
+	key := auth.AttemptKey{Scope: "mfa", Key: "42"}
+	zero, err := s.Attempt(ctx(t), key)
+	noErr(t, "Attempt(missing)", err)
+	if zero != (auth.AttemptState{}) {
+		t.Fatalf("Attempt(missing) = %+v, want the zero state", zero)
+	}
+
+	// Insert race: everyone read the zero state.
+	wins := race(t, 16, func(i int) (bool, error) {
+		return s.SaveAttempt(ctx(t), key, zero, auth.AttemptState{Failures: 1, UpdatedAt: at(time.Duration(i))})
+	})
+	if wins != 1 {
+		t.Fatalf("16 concurrent SaveAttempt from version 0: %d won, want 1", wins)
+	}
+	v1, err := s.Attempt(ctx(t), key)
+	noErr(t, "Attempt", err)
+	if v1.Version != 1 || v1.Failures != 1 {
+		t.Fatalf("after first save: %+v, want version 1, 1 failure", v1)
+	}
+
+	// Update race: everyone read version 1.
+	next := auth.AttemptState{Failures: 5, Locks: 1, LockedUntil: at(30 * time.Second), UpdatedAt: at(time.Second)}
+	wins = race(t, 16, func(int) (bool, error) { return s.SaveAttempt(ctx(t), key, v1, next) })
+	if wins != 1 {
+		t.Fatalf("16 concurrent SaveAttempt from version 1: %d won, want 1", wins)
+	}
+	v2, err := s.Attempt(ctx(t), key)
+	noErr(t, "Attempt", err)
+	want := next
+	want.Version = 2
+	if !sameAttempt(v2, want) {
+		t.Fatalf("after update: %+v, want %+v", v2, want)
+	}
+
+	// A stale writer loses, whether it read version 1 or the zero state.
+	if ok, err := s.SaveAttempt(ctx(t), key, v1, auth.AttemptState{}); ok || err != nil {
+		t.Fatalf("SaveAttempt(stale version 1) = %v, %v, want false, nil", ok, err)
+	}
+	if ok, err := s.SaveAttempt(ctx(t), key, zero, auth.AttemptState{}); ok || err != nil {
+		t.Fatalf("SaveAttempt(stale version 0) = %v, %v, want false, nil", ok, err)
+	}
+	// A success resets the counter: the zero times must come back as zero.
+	if ok, err := s.SaveAttempt(ctx(t), key, v2, auth.AttemptState{Locks: 1, UpdatedAt: at(time.Minute)}); !ok || err != nil {
+		t.Fatalf("SaveAttempt(reset) = %v, %v, want true", ok, err)
+	}
+	v3, _ := s.Attempt(ctx(t), key)
+	if v3.Version != 3 || v3.Failures != 0 || !v3.LockedUntil.IsZero() || v3.Locks != 1 {
+		t.Fatalf("after reset: %+v", v3)
+	}
+
+	// Counters are independent per scope and key.
+	other, err := s.Attempt(ctx(t), auth.AttemptKey{Scope: "pw-ip", Key: "42"})
+	if err != nil || other.Version != 0 {
+		t.Fatalf("Attempt(other scope) = %+v, %v, want zero", other, err)
+	}
+}
+
+func sameAttempt(a, b auth.AttemptState) bool {
+	return a.Failures == b.Failures && a.Locks == b.Locks && a.LockedUntil.Equal(b.LockedUntil) &&
+		a.UpdatedAt.Equal(b.UpdatedAt) && a.Version == b.Version
+}
+
+func secret(s string) auth.EncryptedSecret {
+	return auth.EncryptedSecret{KeyID: "k1", Ciphertext: []byte("sealed-" + s)}
+}
+
+func codes(prefix string, n int) [][]byte {
+	var hs [][]byte
+	for i := range n {
+		hs = append(hs, hash(fmt.Sprintf("%s-%d", prefix, i)))
+	}
+	return hs
+}
+
+// enable turns TOTP on for user with the codes prefix-0 … prefix-15.
+func enable(t *testing.T, s auth.Store, user auth.UserID, prefix string, keep auth.SessionID) {
+	t.Helper()
+	c := &auth.TOTPCredential{UserID: user, Secret: secret(prefix), LastStep: 1000, CreatedAt: t0()}
+	noErr(t, "EnableTOTP", s.EnableTOTP(ctx(t), c, codes(prefix, 16), keep))
+}
+
+func testTOTP(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	bob := mustUser(t, s, "bob")
+	_, err := s.PendingTOTP(ctx(t), alice.ID)
+	wantErr(t, "PendingTOTP(none)", err, auth.ErrNotFound)
+	_, err = s.TOTP(ctx(t), alice.ID)
+	wantErr(t, "TOTP(none)", err, auth.ErrNotFound)
+
+	noErr(t, "SetPendingTOTP", s.SetPendingTOTP(ctx(t), &auth.PendingTOTP{UserID: alice.ID,
+		Secret: secret("first"), ExpiresAt: at(15 * time.Minute)}))
+	noErr(t, "SetPendingTOTP(replace)", s.SetPendingTOTP(ctx(t), &auth.PendingTOTP{UserID: alice.ID,
+		Secret: auth.EncryptedSecret{KeyID: "k2", Ciphertext: []byte("second")}, ExpiresAt: at(16 * time.Minute)}))
+	p, err := s.PendingTOTP(ctx(t), alice.ID)
+	noErr(t, "PendingTOTP", err)
+	if p.UserID != alice.ID || p.Secret.KeyID != "k2" || string(p.Secret.Ciphertext) != "second" ||
+		!p.ExpiresAt.Equal(at(16*time.Minute)) {
+		t.Fatalf("PendingTOTP = %+v, want the replacement", p)
+	}
+
+	keep := mustSession(t, s, alice.ID, "keep", t0())
+	mustSession(t, s, alice.ID, "other", t0())
+	bobs := mustSession(t, s, bob.ID, "bob", t0())
+	noErr(t, "SetPendingTOTP(bob)", s.SetPendingTOTP(ctx(t), &auth.PendingTOTP{UserID: bob.ID,
+		Secret: secret("bob"), ExpiresAt: at(time.Minute)}))
+
+	c := &auth.TOTPCredential{UserID: alice.ID, Secret: p.Secret, LastStep: 55555, CreatedAt: at(time.Second)}
+	noErr(t, "EnableTOTP", s.EnableTOTP(ctx(t), c, codes("a", 16), keep.ID))
+	got, err := s.TOTP(ctx(t), alice.ID)
+	noErr(t, "TOTP", err)
+	if got.UserID != alice.ID || got.LastStep != 55555 || got.Secret.KeyID != "k2" ||
+		string(got.Secret.Ciphertext) != "second" || !got.CreatedAt.Equal(c.CreatedAt) {
+		t.Fatalf("TOTP = %+v, want %+v", got, c)
+	}
+	_, err = s.PendingTOTP(ctx(t), alice.ID)
+	wantErr(t, "PendingTOTP(after enable)", err, auth.ErrNotFound)
+	if _, err := s.PendingTOTP(ctx(t), bob.ID); err != nil {
+		t.Fatalf("enabling alice removed bob's pending setup: %v", err)
+	}
+	if ids := sessionIDs(t, s, alice.ID); !equalIDs(ids, []auth.SessionID{keep.ID}) {
+		t.Fatalf("sessions after EnableTOTP = %v, want only keep %d", ids, keep.ID)
+	}
+	if ids := sessionIDs(t, s, bob.ID); !equalIDs(ids, []auth.SessionID{bobs.ID}) {
+		t.Fatalf("EnableTOTP(alice) ended bob's sessions: %v", ids)
+	}
+	counts, err := s.RecoveryCodeCounts(ctx(t), alice.ID)
+	if err != nil || counts != (auth.RecoveryCodeCounts{Total: 16, Remaining: 16}) {
+		t.Fatalf("RecoveryCodeCounts after enable = %+v, %v, want 16/16", counts, err)
+	}
+
+	// A second enrolment changes nothing: not the credential, the codes or the sessions.
+	mustSession(t, s, alice.ID, "later", t0())
+	err = s.EnableTOTP(ctx(t), &auth.TOTPCredential{UserID: alice.ID, Secret: secret("x"),
+		LastStep: 1, CreatedAt: t0()}, codes("x", 16), keep.ID)
+	wantErr(t, "EnableTOTP(again)", err, auth.ErrConflict)
+	got, _ = s.TOTP(ctx(t), alice.ID)
+	if got.LastStep != 55555 || string(got.Secret.Ciphertext) != "second" {
+		t.Fatalf("failed EnableTOTP changed the credential: %+v", got)
+	}
+	if ok, _ := s.UseRecoveryCode(ctx(t), alice.ID, hash("x-0"), t0()); ok {
+		t.Fatal("failed EnableTOTP installed its codes")
+	}
+	if ids := sessionIDs(t, s, alice.ID); len(ids) != 2 {
+		t.Fatalf("failed EnableTOTP ended sessions: %v", ids)
+	}
+}
+
+func testAdvanceTOTPStep(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	if ok, err := s.AdvanceTOTPStep(ctx(t), alice.ID, 5); ok || err != nil {
+		t.Fatalf("AdvanceTOTPStep(no credential) = %v, %v, want false, nil", ok, err)
+	}
+	enable(t, s, alice.ID, "a", 0) // enrolment accepted step 1000
+
+	steps := []struct {
+		step int64
+		want bool
+	}{
+		{1000, false}, // the enrolment step counts as used
+		{999, false},
+		{1001, true},
+		{1001, false}, // replay
+		{1000, false}, // earlier
+		{1003, true},  // skipping ahead is fine
+		{1002, false}, // then the skipped one is earlier
+		{1 << 40, true},
+	}
+	for _, c := range steps {
+		ok, err := s.AdvanceTOTPStep(ctx(t), alice.ID, c.step)
+		if err != nil || ok != c.want {
+			t.Fatalf("AdvanceTOTPStep(%d) = %v, %v, want %v", c.step, ok, err, c.want)
+		}
+	}
+	cred, _ := s.TOTP(ctx(t), alice.ID)
+	if cred.LastStep != 1<<40 {
+		t.Fatalf("LastStep = %d, want %d", cred.LastStep, int64(1)<<40)
+	}
+
+	bob := mustUser(t, s, "bob")
+	enable(t, s, bob.ID, "b", 0)
+	wins := race(t, 16, func(int) (bool, error) { return s.AdvanceTOTPStep(ctx(t), bob.ID, 2000) })
+	if wins != 1 {
+		t.Fatalf("16 concurrent AdvanceTOTPStep(same step): %d accepted, want 1", wins)
+	}
+}
+
+func testRecoveryCodes(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	bob := mustUser(t, s, "bob")
+
+	err := s.ReplaceRecoveryCodes(ctx(t), alice.ID, codes("n", 16), t0())
+	wantErr(t, "ReplaceRecoveryCodes(no TOTP)", err, auth.ErrNotFound)
+	if c, err := s.RecoveryCodeCounts(ctx(t), alice.ID); err != nil || c != (auth.RecoveryCodeCounts{}) {
+		t.Fatalf("failed ReplaceRecoveryCodes left codes: %+v, %v", c, err)
+	}
+
+	enable(t, s, alice.ID, "a", 0)
+	enable(t, s, bob.ID, "b", 0)
+
+	if ok, err := s.UseRecoveryCode(ctx(t), alice.ID, hash("a-3"), at(time.Minute)); !ok || err != nil {
+		t.Fatalf("UseRecoveryCode(a-3) = %v, %v, want true", ok, err)
+	}
+	if ok, err := s.UseRecoveryCode(ctx(t), alice.ID, hash("a-3"), at(2*time.Minute)); ok || err != nil {
+		t.Fatalf("UseRecoveryCode(a-3 again) = %v, %v, want false", ok, err)
+	}
+	if ok, err := s.UseRecoveryCode(ctx(t), alice.ID, hash("b-0"), t0()); ok || err != nil {
+		t.Fatalf("UseRecoveryCode(bob's code on alice) = %v, %v, want false", ok, err)
+	}
+	if ok, err := s.UseRecoveryCode(ctx(t), alice.ID, hash("nope"), t0()); ok || err != nil {
+		t.Fatalf("UseRecoveryCode(unknown) = %v, %v, want false", ok, err)
+	}
+	wins := race(t, 16, func(int) (bool, error) {
+		return s.UseRecoveryCode(ctx(t), alice.ID, hash("a-7"), at(time.Minute))
+	})
+	if wins != 1 {
+		t.Fatalf("16 concurrent UseRecoveryCode(same code): %d accepted, want 1", wins)
+	}
+	c, err := s.RecoveryCodeCounts(ctx(t), alice.ID)
+	if err != nil || c != (auth.RecoveryCodeCounts{Total: 16, Remaining: 14}) {
+		t.Fatalf("RecoveryCodeCounts = %+v, %v, want 16/14", c, err)
+	}
+	if c, _ := s.RecoveryCodeCounts(ctx(t), bob.ID); c != (auth.RecoveryCodeCounts{Total: 16, Remaining: 16}) {
+		t.Fatalf("bob's counts = %+v, want 16/16", c)
+	}
+
+	noErr(t, "ReplaceRecoveryCodes", s.ReplaceRecoveryCodes(ctx(t), alice.ID, codes("n", 10), at(time.Hour)))
+	for _, old := range []string{"a-0", "a-15"} {
+		if ok, err := s.UseRecoveryCode(ctx(t), alice.ID, hash(old), t0()); ok || err != nil {
+			t.Fatalf("UseRecoveryCode(old %s) after replace = %v, %v, want false", old, ok, err)
+		}
+	}
+	if c, _ := s.RecoveryCodeCounts(ctx(t), alice.ID); c != (auth.RecoveryCodeCounts{Total: 10, Remaining: 10}) {
+		t.Fatalf("counts after replace = %+v, want 10/10", c)
+	}
+	if ok, err := s.UseRecoveryCode(ctx(t), alice.ID, hash("n-9"), t0()); !ok || err != nil {
+		t.Fatalf("UseRecoveryCode(new) = %v, %v, want true", ok, err)
+	}
+	if c, _ := s.RecoveryCodeCounts(ctx(t), bob.ID); c != (auth.RecoveryCodeCounts{Total: 16, Remaining: 16}) {
+		t.Fatalf("replacing alice's codes changed bob's: %+v", c)
+	}
+}
+
+func testDisableMFA(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	bob := mustUser(t, s, "bob")
+	keep := mustSession(t, s, alice.ID, "keep", t0())
+	enable(t, s, alice.ID, "a", keep.ID)
+	enable(t, s, bob.ID, "b", 0)
+	mustSession(t, s, alice.ID, "other", t0())
+	bobs := mustSession(t, s, bob.ID, "bob", t0())
+	noErr(t, "SetPendingTOTP", s.SetPendingTOTP(ctx(t), &auth.PendingTOTP{UserID: alice.ID,
+		Secret: secret("p"), ExpiresAt: at(time.Minute)}))
+
+	existed, err := s.DisableMFA(ctx(t), alice.ID, keep.ID)
+	if err != nil || !existed {
+		t.Fatalf("DisableMFA = %v, %v, want true", existed, err)
+	}
+	_, err = s.TOTP(ctx(t), alice.ID)
+	wantErr(t, "TOTP(after disable)", err, auth.ErrNotFound)
+	_, err = s.PendingTOTP(ctx(t), alice.ID)
+	wantErr(t, "PendingTOTP(after disable)", err, auth.ErrNotFound)
+	if c, err := s.RecoveryCodeCounts(ctx(t), alice.ID); err != nil || c != (auth.RecoveryCodeCounts{}) {
+		t.Fatalf("codes after DisableMFA = %+v, %v, want none", c, err)
+	}
+	if ok, _ := s.UseRecoveryCode(ctx(t), alice.ID, hash("a-1"), t0()); ok {
+		t.Fatal("a recovery code worked after DisableMFA")
+	}
+	if ids := sessionIDs(t, s, alice.ID); !equalIDs(ids, []auth.SessionID{keep.ID}) {
+		t.Fatalf("sessions after DisableMFA = %v, want only keep", ids)
+	}
+	if _, err := s.TOTP(ctx(t), bob.ID); err != nil {
+		t.Fatalf("DisableMFA(alice) removed bob's TOTP: %v", err)
+	}
+	if ids := sessionIDs(t, s, bob.ID); !equalIDs(ids, []auth.SessionID{bobs.ID}) {
+		t.Fatalf("DisableMFA(alice) ended bob's sessions: %v", ids)
+	}
+
+	existed, err = s.DisableMFA(ctx(t), alice.ID, 0)
+	if err != nil || existed {
+		t.Fatalf("DisableMFA(again) = %v, %v, want false", existed, err)
+	}
+	if ids := sessionIDs(t, s, alice.ID); len(ids) != 0 {
+		t.Fatalf("DisableMFA(keep 0) left sessions %v", ids)
+	}
+	// Re-enrolment after removal works.
+	enable(t, s, alice.ID, "c", 0)
+}
+
+func testChangePassword(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	bob := mustUser(t, s, "bob")
+	keep := mustSession(t, s, alice.ID, "keep", t0())
+	mustSession(t, s, alice.ID, "other", t0())
+	bobs := mustSession(t, s, bob.ID, "bob", t0())
+
+	noErr(t, "ChangePassword", s.ChangePassword(ctx(t), alice.ID, "new-hash", keep.ID))
+	u, _ := s.UserByID(ctx(t), alice.ID)
+	if u.PasswordHash != "new-hash" {
+		t.Fatalf("password hash = %q, want new-hash", u.PasswordHash)
+	}
+	if ids := sessionIDs(t, s, alice.ID); !equalIDs(ids, []auth.SessionID{keep.ID}) {
+		t.Fatalf("sessions after ChangePassword = %v, want only keep", ids)
+	}
+	if ids := sessionIDs(t, s, bob.ID); !equalIDs(ids, []auth.SessionID{bobs.ID}) {
+		t.Fatalf("ChangePassword(alice) ended bob's sessions: %v", ids)
+	}
+	noErr(t, "ChangePassword(keep 0)", s.ChangePassword(ctx(t), alice.ID, "newer", 0))
+	if ids := sessionIDs(t, s, alice.ID); len(ids) != 0 {
+		t.Fatalf("ChangePassword(keep 0) left %v", ids)
+	}
+	wantErr(t, "ChangePassword(unknown)", s.ChangePassword(ctx(t), bob.ID+1000, "x", 0), auth.ErrNotFound)
+	if u, _ := s.UserByID(ctx(t), bob.ID); u.PasswordHash != "hash-bob" {
+		t.Fatal("ChangePassword(alice) changed bob's hash")
+	}
+}
+
+func testPasswordReset(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	bob := mustUser(t, s, "bob")
+	reset := func(token string, user auth.UserID, expires time.Time) {
+		t.Helper()
+		noErr(t, "CreatePasswordReset", s.CreatePasswordReset(ctx(t), &auth.PasswordReset{
+			TokenHash: hash(token), UserID: user, CreatedAt: t0(), ExpiresAt: expires}))
+	}
+	reset("r1", alice.ID, at(time.Hour))
+	reset("r2", alice.ID, at(time.Hour))
+	reset("old", alice.ID, at(time.Minute))
+	reset("rb", bob.ID, at(time.Hour))
+	mustSession(t, s, alice.ID, "s1", t0())
+	mustSession(t, s, alice.ID, "s2", t0())
+	bobs := mustSession(t, s, bob.ID, "bob", t0())
+
+	_, err := s.ResetPassword(ctx(t), hash("old"), "x", at(time.Minute))
+	wantErr(t, "ResetPassword(expired at exactly now)", err, auth.ErrNotFound)
+	_, err = s.ResetPassword(ctx(t), hash("unknown"), "x", t0())
+	wantErr(t, "ResetPassword(unknown)", err, auth.ErrNotFound)
+	if u, _ := s.UserByID(ctx(t), alice.ID); u.PasswordHash != "hash-alice" {
+		t.Fatal("a refused reset changed the password")
+	}
+
+	var (
+		mu   sync.Mutex
+		user auth.UserID
+	)
+	wins := race(t, 8, func(i int) (bool, error) {
+		id, err := s.ResetPassword(ctx(t), hash("r1"), fmt.Sprintf("new-%d", i), at(time.Second))
+		if errors.Is(err, auth.ErrNotFound) {
+			return false, nil
+		}
+		mu.Lock()
+		user = id
+		mu.Unlock()
+		return err == nil, err
+	})
+	if wins != 1 || user != alice.ID {
+		t.Fatalf("8 concurrent ResetPassword(same link): %d won (user %d), want 1 (user %d)", wins, user, alice.ID)
+	}
+	if u, _ := s.UserByID(ctx(t), alice.ID); u.PasswordHash == "hash-alice" {
+		t.Fatal("ResetPassword did not set the password")
+	}
+	if ids := sessionIDs(t, s, alice.ID); len(ids) != 0 {
+		t.Fatalf("sessions after ResetPassword = %v, want none", ids)
+	}
+	_, err = s.ResetPassword(ctx(t), hash("r1"), "again", at(2*time.Second))
+	wantErr(t, "ResetPassword(used)", err, auth.ErrNotFound)
+	_, err = s.ResetPassword(ctx(t), hash("r2"), "other link", at(2*time.Second))
+	wantErr(t, "ResetPassword(other link of the same user)", err, auth.ErrNotFound)
+
+	if ids := sessionIDs(t, s, bob.ID); !equalIDs(ids, []auth.SessionID{bobs.ID}) {
+		t.Fatalf("alice's reset ended bob's sessions: %v", ids)
+	}
+	id, err := s.ResetPassword(ctx(t), hash("rb"), "bob-new", at(2*time.Second))
+	if err != nil || id != bob.ID {
+		t.Fatalf("ResetPassword(bob's link) = %d, %v, want %d", id, err, bob.ID)
+	}
+}
+
+func testEvents(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	bob := mustUser(t, s, "bob")
+	add := func(user auth.UserID, name string, d time.Duration) *auth.Event {
+		t.Helper()
+		e := &auth.Event{UserID: user, Time: at(d), Event: name, Outcome: "success",
+			IP: "192.0.2.9", UserAgent: "ua", Detail: "d-" + name}
+		noErr(t, "AddEvent", s.AddEvent(ctx(t), e))
+		return e
+	}
+	e1 := add(alice.ID, "login", 0)
+	add(bob.ID, "login", time.Second)
+	add(0, "login_unknown", 2*time.Second)
+	e4 := add(alice.ID, "mfa_enabled", 3*time.Second)
+	e5 := add(alice.ID, "logout", 4*time.Second)
+	if e1.ID == 0 || e4.ID <= e1.ID {
+		t.Fatalf("event ids %d, %d: want increasing", e1.ID, e4.ID)
+	}
+
+	es, err := s.Events(ctx(t), alice.ID, 10)
+	noErr(t, "Events", err)
+	if len(es) != 3 || es[0].ID != e5.ID || es[2].ID != e1.ID {
+		t.Fatalf("Events(alice) = %+v, want 3 newest first", es)
+	}
+	if es[2] != *e1 {
+		t.Fatalf("Events returned %+v, want %+v", es[2], *e1)
+	}
+	es, _ = s.Events(ctx(t), alice.ID, 2)
+	if len(es) != 2 || es[0].ID != e5.ID || es[1].ID != e4.ID {
+		t.Fatalf("Events(alice, 2) = %+v, want the 2 newest", es)
+	}
+	es, _ = s.Events(ctx(t), 0, 100)
+	if len(es) != 5 || es[0].ID != e5.ID || es[2].UserID != 0 || es[2].Event != "login_unknown" {
+		t.Fatalf("Events(0) = %+v, want every event newest first", es)
+	}
+	es, _ = s.Events(ctx(t), bob.ID, 100)
+	if len(es) != 1 || es[0].UserID != bob.ID {
+		t.Fatalf("Events(bob) = %+v", es)
+	}
+}
+
+func testOutbox(t *testing.T, s auth.Store) {
+	ms, err := s.Outbox(ctx(t))
+	if err != nil || len(ms) != 0 {
+		t.Fatalf("Outbox(empty) = %v, %v", ms, err)
+	}
+	m1 := &auth.OutboxMessage{To: "a@example.com", Subject: "one", Body: secret("b1"), CreatedAt: at(time.Second)}
+	m2 := &auth.OutboxMessage{To: "b@example.com", Subject: "two", Body: secret("b2"), CreatedAt: t0()}
+	noErr(t, "AddOutbox", s.AddOutbox(ctx(t), m1))
+	noErr(t, "AddOutbox", s.AddOutbox(ctx(t), m2))
+	ms, err = s.Outbox(ctx(t))
+	noErr(t, "Outbox", err)
+	if len(ms) != 2 || ms[0].ID != m1.ID || ms[1].ID != m2.ID || m1.ID == 0 {
+		t.Fatalf("Outbox = %+v, want oldest first", ms)
+	}
+	got := ms[0]
+	if got.To != m1.To || got.Subject != m1.Subject || got.Body.KeyID != "k1" ||
+		!bytes.Equal(got.Body.Ciphertext, m1.Body.Ciphertext) || !got.CreatedAt.Equal(m1.CreatedAt) {
+		t.Fatalf("Outbox[0] = %+v, want %+v", got, *m1)
+	}
+}
+
+func testTokens(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	bob := mustUser(t, s, "bob")
+	t1 := &auth.AccessToken{UserID: alice.ID, Name: "ci", TokenHash: hash("t1"), CreatedAt: t0()}
+	t2 := &auth.AccessToken{UserID: alice.ID, Name: "laptop", TokenHash: hash("t2"),
+		CreatedAt: at(time.Hour), ExpiresAt: at(90 * 24 * time.Hour)}
+	tb := &auth.AccessToken{UserID: bob.ID, Name: "bob", TokenHash: hash("tb"), CreatedAt: t0()}
+	for _, tok := range []*auth.AccessToken{t1, t2, tb} {
+		noErr(t, "CreateToken", s.CreateToken(ctx(t), tok))
+	}
+	if t1.ID == 0 || t1.ID == t2.ID {
+		t.Fatalf("token ids %d, %d", t1.ID, t2.ID)
+	}
+	err := s.CreateToken(ctx(t), &auth.AccessToken{UserID: bob.ID, Name: "dup", TokenHash: hash("t1"), CreatedAt: t0()})
+	wantErr(t, "CreateToken(duplicate hash)", err, auth.ErrConflict)
+
+	got, err := s.TokenByHash(ctx(t), hash("t1"))
+	noErr(t, "TokenByHash", err)
+	if got.ID != t1.ID || got.UserID != alice.ID || got.Name != "ci" || !got.ExpiresAt.IsZero() ||
+		!got.LastUsedAt.IsZero() || !got.CreatedAt.Equal(t0()) || !bytes.Equal(got.TokenHash, t1.TokenHash) {
+		t.Fatalf("TokenByHash = %+v, want %+v (zero expiry and last use)", got, t1)
+	}
+	got, _ = s.TokenByHash(ctx(t), hash("t2"))
+	if !got.ExpiresAt.Equal(t2.ExpiresAt) {
+		t.Fatalf("ExpiresAt = %v, want %v", got.ExpiresAt, t2.ExpiresAt)
+	}
+	_, err = s.TokenByHash(ctx(t), hash("nope"))
+	wantErr(t, "TokenByHash(unknown)", err, auth.ErrNotFound)
+
+	ts, err := s.ListTokens(ctx(t), alice.ID)
+	noErr(t, "ListTokens", err)
+	if len(ts) != 2 || ts[0].ID != t2.ID || ts[1].ID != t1.ID {
+		t.Fatalf("ListTokens = %+v, want newest first", ts)
+	}
+
+	noErr(t, "TouchToken", s.TouchToken(ctx(t), t1.ID, at(time.Minute)))
+	got, _ = s.TokenByHash(ctx(t), hash("t1"))
+	if !got.LastUsedAt.Equal(at(time.Minute)) {
+		t.Fatalf("LastUsedAt = %v, want %v", got.LastUsedAt, at(time.Minute))
+	}
+
+	wantErr(t, "DeleteToken(other user's)", s.DeleteToken(ctx(t), alice.ID, tb.ID), auth.ErrNotFound)
+	if _, err := s.TokenByHash(ctx(t), hash("tb")); err != nil {
+		t.Fatalf("alice deleted bob's token: %v", err)
+	}
+	noErr(t, "DeleteToken(own)", s.DeleteToken(ctx(t), alice.ID, t1.ID))
+	_, err = s.TokenByHash(ctx(t), hash("t1"))
+	wantErr(t, "TokenByHash(deleted)", err, auth.ErrNotFound)
+	wantErr(t, "DeleteToken(again)", s.DeleteToken(ctx(t), alice.ID, t1.ID), auth.ErrNotFound)
+}
+
+// testTimeRoundTrip checks that times come back exactly, to the microsecond, in UTC,
+// whatever zone they were written in, and that the zero time stays zero.
+func testTimeRoundTrip(t *testing.T, s auth.Store) {
+	zone := time.FixedZone("UTC+5:30", 5*3600+1800)
+	cases := []struct {
+		name string
+		in   time.Time
+	}{
+		{"microseconds", time.Date(2025, 1, 2, 3, 4, 5, 123456000, time.UTC)},
+		{"other zone", time.Date(2025, 6, 30, 23, 59, 59, 999999000, zone)},
+		{"epoch", time.Unix(0, 0)},
+		{"before epoch", time.Date(1969, 12, 31, 23, 59, 59, 1000, time.UTC)},
+		{"past 2038", time.Date(2400, 2, 29, 12, 0, 0, 1000, time.UTC)},
+		{"local monotonic", time.Now().Truncate(time.Microsecond)},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tok := &auth.AccessToken{UserID: mustUser(t, s, fmt.Sprintf("u%d", i)).ID, Name: c.name,
+				TokenHash: hash(c.name), CreatedAt: c.in, ExpiresAt: c.in, LastUsedAt: time.Time{}}
+			noErr(t, "CreateToken", s.CreateToken(ctx(t), tok))
+			got, err := s.TokenByHash(ctx(t), hash(c.name))
+			noErr(t, "TokenByHash", err)
+			want := c.in.UTC().Round(0)
+			if got.CreatedAt != want || got.ExpiresAt != want {
+				t.Fatalf("round trip of %v = %v / %v, want exactly %v", c.in, got.CreatedAt, got.ExpiresAt, want)
+			}
+			if got.CreatedAt.Location() != time.UTC {
+				t.Fatalf("location = %v, want UTC", got.CreatedAt.Location())
+			}
+			if !got.LastUsedAt.IsZero() {
+				t.Fatalf("zero time came back as %v", got.LastUsedAt)
+			}
+		})
+	}
+}
+
+// testClosed checks that a store that cannot reach its database answers every
+// race-settling call with an error, never with "won", "unused" or "unlocked": the
+// Service must deny when the database is down.
+func testClosed(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	enable(t, s, alice.ID, "a", 0)
+	noErr(t, "Close", s.Close())
+
+	key := auth.AttemptKey{Scope: "mfa", Key: "1"}
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"Ping", func() error { return s.Ping(ctx(t)) }},
+		{"Attempt", func() error { _, err := s.Attempt(ctx(t), key); return err }},
+		{"SaveAttempt(insert)", func() error {
+			_, err := s.SaveAttempt(ctx(t), key, auth.AttemptState{}, auth.AttemptState{Failures: 1})
+			return err
+		}},
+		{"SaveAttempt(update)", func() error {
+			_, err := s.SaveAttempt(ctx(t), key, auth.AttemptState{Version: 1}, auth.AttemptState{Failures: 1})
+			return err
+		}},
+		{"AdvanceTOTPStep", func() error { _, err := s.AdvanceTOTPStep(ctx(t), alice.ID, 5000); return err }},
+		{"UseRecoveryCode", func() error { _, err := s.UseRecoveryCode(ctx(t), alice.ID, hash("a-0"), t0()); return err }},
+		{"ConsumePendingLogin", func() error { _, err := s.ConsumePendingLogin(ctx(t), hash("p")); return err }},
+		{"ResetPassword", func() error { _, err := s.ResetPassword(ctx(t), hash("r"), "x", t0()); return err }},
+		{"EnableTOTP", func() error {
+			return s.EnableTOTP(ctx(t), &auth.TOTPCredential{UserID: alice.ID, CreatedAt: t0()}, nil, 0)
+		}},
+		{"DisableMFA", func() error { _, err := s.DisableMFA(ctx(t), alice.ID, 0); return err }},
+		{"ReplaceRecoveryCodes", func() error { return s.ReplaceRecoveryCodes(ctx(t), alice.ID, codes("z", 1), t0()) }},
+		{"TOTP", func() error { _, err := s.TOTP(ctx(t), alice.ID); return err }},
+		{"SessionByTokenHash", func() error { _, err := s.SessionByTokenHash(ctx(t), hash("s")); return err }},
+		{"TokenByHash", func() error { _, err := s.TokenByHash(ctx(t), hash("t")); return err }},
+		{"RecoveryCodeCounts", func() error { _, err := s.RecoveryCodeCounts(ctx(t), alice.ID); return err }},
+	}
+	for _, c := range calls {
+		err := c.call()
+		if err == nil {
+			t.Errorf("%s on a closed store = nil error, want an error", c.name)
+			continue
+		}
+		// "Not found" from a closed database would read as a definite answer.
+		if errors.Is(err, auth.ErrNotFound) || errors.Is(err, auth.ErrConflict) {
+			t.Errorf("%s on a closed store = %v, want a plain failure", c.name, err)
+		}
+	}
+}
