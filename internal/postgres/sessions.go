@@ -1,0 +1,110 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/latchkey/latchkey/internal/auth"
+)
+
+const sessionColumns = `id, user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent`
+
+func scanSession(row pgx.Row) (auth.Session, error) {
+	var x auth.Session
+	err := row.Scan(&x.ID, &x.UserID, &x.TokenHash, timeCol{&x.CreatedAt}, timeCol{&x.LastSeenAt},
+		timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.IP, &x.UserAgent)
+	return x, err
+}
+
+// CreateSession inserts x and sets x.ID.
+func (s *Store) CreateSession(ctx context.Context, x *auth.Session) error {
+	return mapErr("create session", s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&x.ID) },
+		`INSERT INTO sessions
+		(user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		x.UserID, x.TokenHash, ts(x.CreatedAt), ts(x.LastSeenAt), ts(x.ExpiresAt),
+		ts(x.ReauthAt), x.IP, x.UserAgent))
+}
+
+// SessionByTokenHash returns the session, expired or not (the Service decides).
+func (s *Store) SessionByTokenHash(ctx context.Context, hash []byte) (*auth.Session, error) {
+	var x auth.Session
+	err := s.queryRow(ctx, func(r pgx.Row) (err error) { x, err = scanSession(r); return err },
+		`SELECT `+sessionColumns+` FROM sessions WHERE token_hash = $1`, hash)
+	if err != nil {
+		return nil, mapErr("session by token hash", err)
+	}
+	return &x, nil
+}
+
+// TouchSession sets last_seen_at; ErrNotFound when the session is gone.
+func (s *Store) TouchSession(ctx context.Context, id auth.SessionID, at time.Time) error {
+	return mapErr("touch session", mustOne(s.exec(ctx,
+		`UPDATE sessions SET last_seen_at = $1 WHERE id = $2`, ts(at), id)))
+}
+
+// SetSessionReauth sets reauth_at; ErrNotFound when the session is gone.
+func (s *Store) SetSessionReauth(ctx context.Context, id auth.SessionID, at time.Time) error {
+	return mapErr("set session reauth", mustOne(s.exec(ctx,
+		`UPDATE sessions SET reauth_at = $1 WHERE id = $2`, ts(at), id)))
+}
+
+// ListSessions returns the user's sessions, newest first.
+func (s *Store) ListSessions(ctx context.Context, user auth.UserID) ([]auth.Session, error) {
+	xs, err := query(ctx, s, func(r pgx.CollectableRow) (auth.Session, error) { return scanSession(r) },
+		`SELECT `+sessionColumns+` FROM sessions WHERE user_id = $1 ORDER BY created_at DESC, id DESC`, user)
+	return xs, mapErr("list sessions", err)
+}
+
+// DeleteSession deletes the user's session id. The user is part of the condition, so
+// one account can never end another's session by guessing ids.
+func (s *Store) DeleteSession(ctx context.Context, user auth.UserID, id auth.SessionID) error {
+	return mapErr("delete session", mustOne(s.exec(ctx,
+		`DELETE FROM sessions WHERE id = $1 AND user_id = $2`, id, user)))
+}
+
+// DeleteSessions deletes every session of the user except keep (0: all).
+func (s *Store) DeleteSessions(ctx context.Context, user auth.UserID, keep auth.SessionID) (int, error) {
+	n, err := s.exec(ctx, `DELETE FROM sessions WHERE user_id = $1 AND id <> $2`, user, keep)
+	return int(n), mapErr("delete sessions", err)
+}
+
+// deleteSessions is DeleteSessions inside a wider transaction. Session ids start at 1,
+// so keep == 0 spares none.
+func deleteSessions(ctx context.Context, q querier, user auth.UserID, keep auth.SessionID) (int64, error) {
+	tag, err := q.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1 AND id <> $2`, user, keep)
+	return tag.RowsAffected(), err
+}
+
+// CreatePendingLogin stores the state after a correct password.
+func (s *Store) CreatePendingLogin(ctx context.Context, p *auth.PendingLogin) error {
+	_, err := s.exec(ctx, `INSERT INTO pending_logins
+		(token_hash, user_id, created_at, expires_at, ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6)`,
+		p.TokenHash, p.UserID, ts(p.CreatedAt), ts(p.ExpiresAt), p.IP, p.UserAgent)
+	return mapErr("create pending login", err)
+}
+
+// PendingLoginByTokenHash returns it, expired or not.
+func (s *Store) PendingLoginByTokenHash(ctx context.Context, hash []byte) (*auth.PendingLogin, error) {
+	var p auth.PendingLogin
+	err := s.queryRow(ctx, func(r pgx.Row) error {
+		return r.Scan(&p.TokenHash, &p.UserID, timeCol{&p.CreatedAt}, timeCol{&p.ExpiresAt}, &p.IP, &p.UserAgent)
+	}, `SELECT token_hash, user_id, created_at, expires_at, ip, user_agent
+		FROM pending_logins WHERE token_hash = $1`, hash)
+	if err != nil {
+		return nil, mapErr("pending login by token hash", err)
+	}
+	return &p, nil
+}
+
+// ConsumePendingLogin deletes it and reports whether this call deleted it: of two
+// requests finishing the same sign-in, only one gets a session.
+func (s *Store) ConsumePendingLogin(ctx context.Context, hash []byte) (bool, error) {
+	n, err := s.exec(ctx, `DELETE FROM pending_logins WHERE token_hash = $1`, hash)
+	if err != nil {
+		return false, mapErr("consume pending login", err)
+	}
+	return one(n), nil
+}

@@ -1,0 +1,82 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/latchkey/latchkey/internal/auth"
+)
+
+const userColumns = `id, username, email, email_verified, password_hash, is_admin, created_at`
+
+func scanUser(row pgx.Row) (auth.User, error) {
+	var u auth.User
+	err := row.Scan(&u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.PasswordHash,
+		&u.IsAdmin, timeCol{&u.CreatedAt})
+	return u, err
+}
+
+func (s *Store) oneUser(ctx context.Context, op, sql string, args ...any) (*auth.User, error) {
+	var u auth.User
+	err := s.queryRow(ctx, func(r pgx.Row) (err error) { u, err = scanUser(r); return err }, sql, args...)
+	if err != nil {
+		return nil, mapErr(op, err)
+	}
+	return &u, nil
+}
+
+// CreateUser inserts u and sets u.ID. Uniqueness is on the case fold of username and
+// email, checked by the unique indexes, so two concurrent sign-ups cannot both win.
+func (s *Store) CreateUser(ctx context.Context, u *auth.User) error {
+	return mapErr("create user", s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&u.ID) },
+		`INSERT INTO users
+		(username, username_key, email, email_key, email_verified, password_hash, is_admin, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		u.Username, fold(u.Username), u.Email, fold(u.Email), u.EmailVerified,
+		u.PasswordHash, u.IsAdmin, ts(u.CreatedAt)))
+}
+
+// UserByID returns the user or ErrNotFound.
+func (s *Store) UserByID(ctx context.Context, id auth.UserID) (*auth.User, error) {
+	return s.oneUser(ctx, "user by id", `SELECT `+userColumns+` FROM users WHERE id = $1`, id)
+}
+
+// UserByLogin finds a user whose username or email folds to the same as login.
+func (s *Store) UserByLogin(ctx context.Context, login string) (*auth.User, error) {
+	// Validation keeps "@" out of usernames and in emails, so at most one row matches;
+	// ORDER BY keeps the answer deterministic should old data break that.
+	return s.oneUser(ctx, "user by login", `SELECT `+userColumns+` FROM users
+		WHERE username_key = $1 OR email_key = $1 ORDER BY id LIMIT 1`, fold(login))
+}
+
+// UserByEmail finds a user by email, case-insensitively.
+func (s *Store) UserByEmail(ctx context.Context, email string) (*auth.User, error) {
+	return s.oneUser(ctx, "user by email", `SELECT `+userColumns+` FROM users WHERE email_key = $1`, fold(email))
+}
+
+// ListUsers returns every user ordered by id.
+func (s *Store) ListUsers(ctx context.Context) ([]auth.User, error) {
+	us, err := query(ctx, s, func(r pgx.CollectableRow) (auth.User, error) { return scanUser(r) },
+		`SELECT `+userColumns+` FROM users ORDER BY id`)
+	return us, mapErr("list users", err)
+}
+
+// SetAdmin grants or removes the operator role; ErrNotFound for an unknown user.
+func (s *Store) SetAdmin(ctx context.Context, id auth.UserID, admin bool) error {
+	return mapErr("set admin", mustOne(s.exec(ctx, `UPDATE users SET is_admin = $1 WHERE id = $2`, admin, id)))
+}
+
+// ChangePassword sets the password hash and deletes every other session in one
+// transaction, so no moment exists where the new password is set and a session opened
+// with the old one still works. ErrNotFound for an unknown user.
+func (s *Store) ChangePassword(ctx context.Context, id auth.UserID, hash string, keep auth.SessionID) error {
+	return mapErr("change password", s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE users SET password_hash = $1 WHERE id = $2`, hash, id)
+		if err := mustOne(tag.RowsAffected(), err); err != nil {
+			return err
+		}
+		_, err = deleteSessions(ctx, tx, id, keep)
+		return err
+	}))
+}
