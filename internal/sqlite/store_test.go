@@ -1,9 +1,12 @@
 package sqlite
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/auth"
 	"github.com/latchkey/latchkey/internal/storetest"
@@ -121,4 +124,52 @@ func newStoreAt(t *testing.T, path string) *Store {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
+}
+
+// TestConcurrentWritersNeverBusy loads the single SQLite writer from many goroutines
+// with both autocommitted writes and transactions: IMMEDIATE transactions and
+// busy_timeout must turn the contention into waiting, never into SQLITE_BUSY.
+func TestConcurrentWritersNeverBusy(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	u := &auth.User{Username: "alice", Email: "alice@example.com", PasswordHash: "h", CreatedAt: time.Unix(1, 0)}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	cred := &auth.TOTPCredential{UserID: u.ID, Secret: auth.EncryptedSecret{KeyID: "k", Ciphertext: []byte("c")},
+		LastStep: 1, CreatedAt: time.Unix(1, 0)}
+	if err := s.EnableTOTP(ctx, cred, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 32*16)
+	for g := range 32 {
+		wg.Go(func() {
+			for i := range 16 {
+				var err error
+				switch i % 4 {
+				case 0:
+					key := auth.AttemptKey{Scope: "pw-ip", Key: fmt.Sprint(g)}
+					var prev auth.AttemptState
+					if prev, err = s.Attempt(ctx, key); err == nil {
+						_, err = s.SaveAttempt(ctx, key, prev, auth.AttemptState{Failures: i, UpdatedAt: time.Unix(int64(i), 0)})
+					}
+				case 1:
+					err = s.ReplaceRecoveryCodes(ctx, u.ID, [][]byte{[]byte(fmt.Sprint(g, i))}, time.Unix(2, 0))
+				case 2:
+					err = s.AddEvent(ctx, &auth.Event{UserID: u.ID, Time: time.Unix(3, 0), Event: "e", Outcome: "o"})
+				case 3:
+					_, err = s.AdvanceTOTPStep(ctx, u.ID, int64(g*16+i))
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent write: %v", err)
+	}
 }
