@@ -1,0 +1,453 @@
+// Package web serves Latchkey's HTML pages: server-rendered forms that work without
+// JavaScript, in the same words as the product's settings pages.
+//
+// Handlers follow the API's shape: parse the form, call one auth.Service method, and
+// render a page or redirect. Errors go back to one adapter (serve) that turns the
+// domain's error kinds into pages, redirects to sign-in or re-authentication, or the
+// "Too many attempts" page. Templates and the stylesheet are embedded, so the binary
+// is the whole site and the Content-Security-Policy can forbid everything external.
+package web
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/auth"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static/latchkey.css
+var stylesheet []byte
+
+// CookieName returns the session cookie's name: with the __Host- prefix under https, so
+// that no subdomain or plain-http page can plant or overwrite it.
+func CookieName(secure bool) string {
+	if secure {
+		return "__Host-latchkey_session"
+	}
+	return "latchkey_session"
+}
+
+// Options configure the pages.
+type Options struct {
+	SiteName      string
+	PublicURL     string
+	SecureCookies bool
+}
+
+// Handler serves the pages.
+type Handler struct {
+	svc   *auth.Service
+	log   *slog.Logger
+	opts  Options
+	pages map[string]*template.Template
+	// cssPath carries a hash of the stylesheet so it can be cached for a year and
+	// still change the moment a new binary ships.
+	cssPath string
+}
+
+// New returns the page handlers. It panics if an embedded template does not parse:
+// that is a build defect, caught by every test that starts a server.
+func New(svc *auth.Service, log *slog.Logger, opts Options) *Handler {
+	if opts.SiteName == "" {
+		opts.SiteName = "Latchkey"
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	sum := sha256.Sum256(stylesheet)
+	h := &Handler{svc: svc, log: log, opts: opts, pages: map[string]*template.Template{},
+		cssPath: "/static/latchkey.css?v=" + hex.EncodeToString(sum[:6])}
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		panic(err)
+	}
+	for _, n := range names {
+		base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if base == "layout" {
+			continue
+		}
+		t := template.New("layout.html").Funcs(template.FuncMap{
+			"datetime": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+		})
+		h.pages[base] = template.Must(t.ParseFS(templateFS, "templates/layout.html", n))
+	}
+	return h
+}
+
+// Register adds every page route to mux. The API's routes live in server/routes.go;
+// these are the pages', listed here in one place.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /static/latchkey.css", h.css)
+	mux.Handle("GET /{$}", h.serve(h.index))
+
+	mux.Handle("GET /signup", h.serve(h.signupForm))
+	mux.Handle("POST /signup", h.post(h.signup))
+	mux.Handle("GET /login", h.serve(h.loginForm))
+	mux.Handle("POST /login", h.post(h.login))
+	mux.Handle("GET /login/mfa", h.serve(h.mfaForm(false)))
+	mux.Handle("POST /login/mfa", h.post(h.loginMFA(false)))
+	mux.Handle("GET /login/recovery-code", h.serve(h.mfaForm(true)))
+	mux.Handle("POST /login/recovery-code", h.post(h.loginMFA(true)))
+	mux.Handle("POST /logout", h.post(h.logout))
+	mux.Handle("GET /password/forgot", h.serve(h.forgotForm))
+	mux.Handle("POST /password/forgot", h.post(h.forgot))
+	mux.Handle("GET /password/reset", h.serve(h.resetForm))
+	mux.Handle("POST /password/reset", h.post(h.reset))
+
+	mux.Handle("GET /settings/reauth", h.authed(h.reauthForm))
+	mux.Handle("POST /settings/reauth", h.authedPost(h.reauth))
+	mux.Handle("GET /settings/authentication", h.authed(h.authentication))
+	mux.Handle("POST /settings/authentication/totp", h.authedPost(h.setupTOTP))
+	mux.Handle("POST /settings/authentication/totp/confirm", h.authedPost(h.confirmTOTP))
+	mux.Handle("POST /settings/authentication/recovery-codes/regenerate", h.authedPost(h.regenerate))
+	mux.Handle("POST /settings/authentication/recovery-codes.txt", h.authedPost(h.downloadCodes))
+	mux.Handle("POST /settings/authentication/remove", h.authedPost(h.removeMFA))
+	mux.Handle("POST /settings/password", h.authedPost(h.changePassword))
+	mux.Handle("GET /settings/sessions", h.authed(h.sessions))
+	mux.Handle("POST /settings/sessions/{id}/revoke", h.authedPost(h.revokeSession))
+	mux.Handle("GET /settings/security-log", h.authed(h.securityLog))
+
+	// Everything else that is not an API path gets the 404 page in the site's style.
+	mux.Handle("/", h.serve(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
+}
+
+var errNotFound = auth.E(auth.KindNotFound, "not_found", "There is no page at this address.")
+
+// css serves the one stylesheet. The URL in pages carries the content hash, so a long
+// immutable cache is safe.
+func (h *Handler) css(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	_, _ = w.Write(stylesheet)
+}
+
+// pageFunc is a page handler that returns its error to the adapter.
+type pageFunc func(w http.ResponseWriter, r *http.Request) error
+
+// authedFunc is a page handler for a signed-in browser session.
+type authedFunc func(w http.ResponseWriter, r *http.Request, p *auth.Principal) error
+
+// serve adapts a pageFunc: the one place page errors become responses.
+func (h *Handler) serve(f pageFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := f(w, r); err != nil {
+			h.fail(w, r, err)
+		}
+	})
+}
+
+// post is serve for form submissions: the form is parsed and its csrf_token checked
+// before the handler runs.
+func (h *Handler) post(f pageFunc) http.Handler {
+	return h.serve(func(w http.ResponseWriter, r *http.Request) error {
+		if err := r.ParseForm(); err != nil {
+			return auth.E(auth.KindInvalidInput, "invalid_form", "The form could not be read.")
+		}
+		if !h.validCSRF(r) {
+			return errCSRF
+		}
+		return f(w, r)
+	})
+}
+
+// authed runs f for a signed-in browser session; anyone else is sent to sign in and
+// brought back afterwards.
+func (h *Handler) authed(f authedFunc) http.Handler {
+	return h.serve(func(w http.ResponseWriter, r *http.Request) error { return h.withPrincipal(w, r, f) })
+}
+
+// authedPost is authed for form submissions.
+func (h *Handler) authedPost(f authedFunc) http.Handler {
+	return h.post(func(w http.ResponseWriter, r *http.Request) error { return h.withPrincipal(w, r, f) })
+}
+
+func (h *Handler) withPrincipal(w http.ResponseWriter, r *http.Request, f authedFunc) error {
+	p := auth.PrincipalFrom(r.Context())
+	if p == nil || p.Session == nil {
+		// A personal access token is not a browser session: the pages need a cookie.
+		return auth.ErrUnauthenticated
+	}
+	return f(w, r, p)
+}
+
+// fail renders err as a page. The kinds a form shows next to its fields are handled by
+// the form's own handler; what reaches here is a whole-page answer.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	e := auth.AsError(err)
+	if e == nil {
+		h.log.Error("page failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		e = &auth.Error{Kind: auth.KindInternal, Code: "internal_error", Message: "Something went wrong on our side. Try again in a moment."}
+	}
+	switch e.Kind {
+	case auth.KindUnauthenticated:
+		redirect(w, r, "/login"+nextQuery(r))
+		return
+	case auth.KindReauthRequired:
+		redirect(w, r, "/settings/reauth"+nextQuery(r))
+		return
+	}
+	status := statusOf(e.Kind)
+	title := map[int]string{
+		http.StatusNotFound:            "Page not found",
+		http.StatusTooManyRequests:     "Too many attempts",
+		http.StatusServiceUnavailable:  "The server is busy",
+		http.StatusForbidden:           "Not allowed",
+		http.StatusInternalServerError: "Something went wrong",
+	}[status]
+	if title == "" {
+		title = "That did not work"
+	}
+	pg := h.newPage(w, r, title)
+	pg.Error = e.Message
+	pg.RetryAfter = retryText(e.RetryAfter)
+	setRetryAfter(w, e.RetryAfter)
+	h.render(w, status, "error", pg)
+}
+
+// statusOf maps an error kind to the page's status, as the API does.
+func statusOf(k auth.Kind) int {
+	switch k {
+	case auth.KindNotFound:
+		return http.StatusNotFound
+	case auth.KindConflict:
+		return http.StatusConflict
+	case auth.KindInvalidInput:
+		return http.StatusBadRequest
+	case auth.KindInvalidCredentials, auth.KindUnauthenticated:
+		return http.StatusUnauthorized
+	case auth.KindRateLimited:
+		return http.StatusTooManyRequests
+	case auth.KindReauthRequired, auth.KindForbidden:
+		return http.StatusForbidden
+	case auth.KindOverloaded:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func setRetryAfter(w http.ResponseWriter, d time.Duration) {
+	if d > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+	}
+}
+
+// retryText says how long to wait in words a person reads at a glance.
+func retryText(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	secs := int((d + time.Second - 1) / time.Second)
+	switch {
+	case secs == 1:
+		return "1 second"
+	case secs < 120:
+		return fmt.Sprintf("%d seconds", secs)
+	default:
+		return fmt.Sprintf("%d minutes", (secs+59)/60)
+	}
+}
+
+// nextQuery carries the current page to the sign-in or re-authentication form so the
+// user lands back where they were. A POST's page is the form it came from, which is
+// the page the user saw; only GET paths are replayed as they are.
+func nextQuery(r *http.Request) string {
+	next := r.URL.Path
+	if r.Method == http.MethodGet && r.URL.RawQuery != "" {
+		next += "?" + r.URL.RawQuery
+	}
+	if r.Method != http.MethodGet {
+		next = settingsPageOf(r.URL.Path)
+	}
+	if localPath(next) == "" || next == "/" {
+		return ""
+	}
+	return "?next=" + url.QueryEscape(next)
+}
+
+// settingsPageOf names the page a settings form was posted from.
+func settingsPageOf(path string) string {
+	switch {
+	case strings.HasPrefix(path, "/settings/authentication"), path == "/settings/password":
+		return "/settings/authentication"
+	case strings.HasPrefix(path, "/settings/sessions"):
+		return "/settings/sessions"
+	}
+	return "/settings/authentication"
+}
+
+// localPath returns p if it is a path on this site, or "". It refuses anything a
+// browser could read as another origin ("//evil", "/\evil", "https:…") so that a
+// next= parameter can never become an open redirect.
+func localPath(p string) string {
+	if p == "" || len(p) > 512 || p[0] != '/' || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n\t") {
+		return ""
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") {
+		return ""
+	}
+	for _, c := range p {
+		if c < 0x20 || c == 0x7f {
+			return ""
+		}
+	}
+	return p
+}
+
+// redirect answers a form with 303 See Other so that a reload does not repost it.
+func redirect(w http.ResponseWriter, r *http.Request, to string) {
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// page is what every template gets.
+type page struct {
+	Title      string
+	Site       string
+	CSS        string
+	User       *auth.User
+	CSRF       string
+	Flash      *flash
+	Error      string            // about the whole form or page
+	Fields     map[string]string // per-field problems, shown next to the field
+	Values     map[string]string // what the user typed, to fill the form again (never passwords)
+	RetryAfter string
+	Next       string
+	Data       any
+}
+
+func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, title string) *page {
+	pg := &page{Title: title, Site: h.opts.SiteName, CSS: h.cssPath, Fields: map[string]string{},
+		Values: map[string]string{}, Next: localPath(r.FormValue("next"))}
+	if p := auth.PrincipalFrom(r.Context()); p != nil && p.Session != nil {
+		pg.User = p.User
+	}
+	pg.CSRF = h.csrfToken(w, r)
+	pg.Flash = flashFor(r.URL.Query().Get("done"))
+	return pg
+}
+
+// formError puts a domain error on the form: per-field problems next to their fields,
+// everything else at the top. It reports false for errors that are not the form's.
+func (pg *page) formError(err error, field string) bool {
+	e := auth.AsError(err)
+	if e == nil {
+		return false
+	}
+	switch e.Kind {
+	case auth.KindInvalidInput, auth.KindConflict:
+		if len(e.Fields) > 0 {
+			for k, v := range e.Fields {
+				pg.Fields[k] = v
+			}
+			pg.Error = "Please correct the marked fields."
+			return true
+		}
+		pg.Error = e.Message
+		return true
+	case auth.KindInvalidCredentials:
+		if field != "" {
+			pg.Fields[field] = e.Message
+		} else {
+			pg.Error = e.Message
+		}
+		return true
+	}
+	return false
+}
+
+func (h *Handler) render(w http.ResponseWriter, status int, name string, pg *page) {
+	t, ok := h.pages[name]
+	if !ok {
+		h.log.Error("no such template", "name", name)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, pg); err != nil {
+		h.log.Error("rendering page", "template", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// Pages show account details, codes and form tokens: never keep them in a cache.
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (h *Handler) index(w http.ResponseWriter, r *http.Request) error {
+	if p := auth.PrincipalFrom(r.Context()); p != nil && p.Session != nil {
+		redirect(w, r, "/settings/authentication")
+		return nil
+	}
+	redirect(w, r, "/login")
+	return nil
+}
+
+func client(r *http.Request) auth.Client { return auth.ClientFrom(r.Context()) }
+
+// field is one labelled input, with its problem tied to it by aria-describedby.
+type field struct {
+	Name, Label, Type, Autocomplete, Value, Error, Hint string
+	// Kind picks extra attributes: "code" for a six-digit app code, "recovery" for a
+	// recovery code.
+	Kind      string
+	Autofocus bool
+	Optional  bool
+}
+
+// Opt makes the field optional, for a form that offers two ways to answer.
+func (f field) Opt() field {
+	f.Optional = true
+	return f
+}
+
+// Input describes a form field for the "input" template.
+func (pg *page) Input(name, label, typ, autocomplete string) field {
+	f := field{Name: name, Label: label, Type: typ, Autocomplete: autocomplete, Error: fieldMessage(label, pg.Fields[name])}
+	if typ != "password" {
+		f.Value = pg.Values[name]
+	}
+	if typ == "password" && autocomplete == "new-password" {
+		f.Hint = "8 to 128 characters."
+	}
+	return f
+}
+
+// CodeInput describes the six-digit Code field.
+func (pg *page) CodeInput(name, label string) field {
+	f := pg.Input(name, label, "text", "one-time-code")
+	f.Kind, f.Value, f.Autofocus = "code", "", true
+	return f
+}
+
+// RecoveryInput describes a recovery-code field.
+func (pg *page) RecoveryInput(name, label string) field {
+	f := pg.Input(name, label, "text", "off")
+	f.Kind, f.Value, f.Autofocus = "recovery", "", true
+	f.Hint = "16 letters and digits, like xxxx-xxxx-xxxx-xxxx."
+	return f
+}
+
+// fieldMessage turns the domain's per-field fragments ("is taken") into a sentence
+// that names the field; whole sentences pass through.
+func fieldMessage(label, msg string) string {
+	if msg == "" || !('a' <= msg[0] && msg[0] <= 'z') {
+		return msg
+	}
+	return label + " " + msg + "."
+}
