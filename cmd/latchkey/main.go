@@ -1,3 +1,13 @@
+// Command latchkey is the account server; see internal/cli for the commands.
 package main
 
-func main() {}
+import (
+	"context"
+	"os"
+
+	"github.com/latchkey/latchkey/internal/cli"
+)
+
+func main() {
+	os.Exit(cli.Run(context.Background(), os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
+}

@@ -1,0 +1,110 @@
+package api
+
+import (
+	"bytes"
+	"image/png"
+	"net/http"
+
+	"rsc.io/qr"
+
+	"github.com/latchkey/latchkey/internal/auth"
+)
+
+// SetupTOTP starts enrolment.
+func (h *Handler) SetupTOTP(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	st, err := h.svc.SetupTOTP(r.Context(), client(r), p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"secret": st.SecretBase32(), "otpauth_uri": st.URI, "issuer": st.Issuer, "account": st.Account,
+		"algorithm": st.Algorithm, "digits": st.Digits, "period": st.Period,
+		"qr_png_url": "/api/v1/mfa/totp/setup/qr.png", "qr_svg_url": "/api/v1/mfa/totp/setup/qr.svg",
+		"expires_at": st.ExpiresAt,
+	})
+	return nil
+}
+
+// QRCode renders the pending setup's otpauth URI as a PNG or SVG QR code.
+func (h *Handler) QRCode(format string) func(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+		st, err := h.svc.PendingSetup(r.Context(), p)
+		if err != nil {
+			return err
+		}
+		body, ctype, err := QR(st.URI, format)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", ctype)
+		// The image encodes the secret: never cache it.
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(body)
+		return nil
+	}
+}
+
+// QR encodes text as a QR code image: "png" or "svg".
+func QR(text, format string) ([]byte, string, error) {
+	code, err := qr.Encode(text, qr.M)
+	if err != nil {
+		return nil, "", err
+	}
+	if format == "svg" {
+		return []byte(QRSVG(code)), "image/svg+xml", nil
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, qrImage(code, 8)); err != nil {
+		return nil, "", err
+	}
+	return buf.Bytes(), "image/png", nil
+}
+
+// ConfirmRequest is the body of POST /api/v1/mfa/totp/confirm.
+type ConfirmRequest struct {
+	Code string `json:"code"`
+}
+
+// ConfirmTOTP finishes enrolment and returns the recovery codes once.
+func (h *Handler) ConfirmTOTP(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	var req ConfirmRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	codes, err := h.svc.ConfirmTOTP(r.Context(), client(r), p, req.Code)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"enabled": true, "recovery_codes": codes,
+		"recovery_codes_filename": h.svc.RecoveryCodesFileName()})
+	return nil
+}
+
+// RecoveryCodes reports counts, never the codes.
+func (h *Handler) RecoveryCodes(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	n, err := h.svc.RecoveryCodeCounts(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"total": n.Total, "remaining": n.Remaining})
+	return nil
+}
+
+// RegenerateRecoveryCodes replaces the codes.
+func (h *Handler) RegenerateRecoveryCodes(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	codes, err := h.svc.RegenerateRecoveryCodes(r.Context(), client(r), p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes, "recovery_codes_filename": h.svc.RecoveryCodesFileName()})
+	return nil
+}
+
+// DisableMFA removes every MFA registration.
+func (h *Handler) DisableMFA(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	if err := h.svc.DisableMFA(r.Context(), client(r), p); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"enabled": false})
+	return nil
+}

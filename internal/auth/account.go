@@ -1,0 +1,456 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/latchkey/latchkey/internal/password"
+)
+
+// Sign-in outcomes of LoginResult.Status.
+const (
+	StatusAuthenticated = "authenticated"
+	StatusMFARequired   = "mfa_required"
+)
+
+// LoginResult is the answer to a sign-in step.
+type LoginResult struct {
+	Status       string
+	User         *User
+	Session      *Session
+	SessionToken string // shown once to the client; only its hash is stored
+	MFAToken     string
+	MFAExpiresIn time.Duration
+	// RecoveryCodesRemaining is set after a sign-in with a recovery code.
+	RecoveryCodesRemaining *int
+}
+
+// ValidateUsername enforces 2–39 characters of ASCII letters, digits, '-', '_' and '.'.
+func ValidateUsername(u string) string {
+	if len(u) < 2 || len(u) > 39 {
+		return "must be 2 to 39 characters"
+	}
+	for i := 0; i < len(u); i++ {
+		c := u[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return "may contain only letters, digits, '-', '_' and '.'"
+		}
+	}
+	return ""
+}
+
+// ValidateEmail accepts one plain address (no display name), at most 254 bytes.
+func ValidateEmail(e string) string {
+	if e == "" || len(e) > 254 {
+		return "must be an email address of at most 254 characters"
+	}
+	a, err := mail.ParseAddress(e)
+	if err != nil || a.Address != e || a.Name != "" || !strings.Contains(e, "@") || strings.ContainsAny(e, " \r\n<>") {
+		return "must be a plain email address like name@example.com"
+	}
+	return ""
+}
+
+func passwordProblem(pw string) string {
+	if err := password.Validate(pw); err != nil {
+		// The policy's messages start with "password "; the field name says that already.
+		return strings.TrimPrefix(err.Error(), "password ")
+	}
+	return ""
+}
+
+// Signup creates an account.
+func (s *Service) Signup(ctx context.Context, c Client, username, email, pw string) (*User, error) {
+	return s.createUser(ctx, c, username, email, pw, false)
+}
+
+func (s *Service) createUser(ctx context.Context, c Client, username, email, pw string, admin bool) (*User, error) {
+	fields := map[string]string{}
+	if p := ValidateUsername(username); p != "" {
+		fields["username"] = p
+	}
+	if p := ValidateEmail(email); p != "" {
+		fields["email"] = p
+	}
+	if p := passwordProblem(pw); p != "" {
+		fields["password"] = p
+	}
+	if len(fields) > 0 {
+		return nil, InvalidInput(fields)
+	}
+	hash, err := s.hasher.Hash(ctx, pw)
+	if err != nil {
+		return nil, s.hashError(err)
+	}
+	u := &User{Username: username, Email: email, PasswordHash: hash, IsAdmin: admin, CreatedAt: s.now()}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		var ce *ConflictError
+		if errors.As(err, &ce) {
+			if ce.Field == "email" {
+				return nil, &Error{Kind: KindConflict, Code: "email_taken", Message: "That email is already registered.", Fields: map[string]string{"email": "is already registered"}}
+			}
+			return nil, &Error{Kind: KindConflict, Code: "username_taken", Message: "That username is taken.", Fields: map[string]string{"username": "is taken"}}
+		}
+		return nil, fmt.Errorf("creating user: %w", err)
+	}
+	s.event(ctx, u.ID, c, "signup", "success", "")
+	return u, nil
+}
+
+func (s *Service) hashError(err error) error {
+	if errors.Is(err, password.ErrOverloaded) {
+		return Overloaded(password.RetryAfter(err))
+	}
+	return fmt.Errorf("hashing password: %w", err)
+}
+
+// Login checks a password. With MFA on it answers mfa_required with a pending token that
+// grants nothing but the second-factor step; otherwise it opens a session.
+//
+// Unknown user and wrong password give the same answer after the same work: a lookup,
+// one counted attempt, one argon2id verification (against a dummy hash for unknown
+// users) and one log write.
+func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*LoginResult, error) {
+	if utf8.RuneCountInString(pw) > password.MaxLength {
+		return nil, InvalidInput(map[string]string{"password": fmt.Sprintf("must be at most %d characters", password.MaxLength)})
+	}
+	login = strings.TrimSpace(login)
+	if login == "" || pw == "" || len(login) > 254 {
+		fields := map[string]string{}
+		if login == "" || len(login) > 254 {
+			fields["login"] = "enter your username or email"
+		}
+		if pw == "" {
+			fields["password"] = "enter your password"
+		}
+		return nil, InvalidInput(fields)
+	}
+	if err := s.checkLimit(ctx, ipKey(c.IP), s.cfg.IPLimit); err != nil {
+		s.event(ctx, 0, c, "login", "locked_ip", "")
+		s.observe("login", "locked")
+		return nil, err
+	}
+	u, err := s.store.UserByLogin(ctx, login)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("looking up user: %w", err)
+	}
+	key := AttemptKey{Scope: "pw-account", Key: "login:" + strings.ToLower(login)}
+	var uid UserID
+	if u != nil {
+		uid = u.ID
+		key = passwordKey(u.ID)
+	}
+	if _, err := s.countFailure(ctx, key, s.cfg.PasswordLimit); err != nil {
+		if AsError(err) != nil {
+			s.event(ctx, uid, c, "login", "locked", "")
+			s.observe("login", "locked")
+		}
+		return nil, err
+	}
+	ok := false
+	if u == nil {
+		err = s.hasher.VerifyDummy(ctx, pw)
+	} else {
+		ok, err = s.hasher.Verify(ctx, pw, u.PasswordHash)
+	}
+	if err != nil {
+		return nil, s.hashError(err)
+	}
+	if !ok {
+		if _, err := s.countFailure(ctx, ipKey(c.IP), s.cfg.IPLimit); err != nil && AsError(err) == nil {
+			return nil, err
+		}
+		s.event(ctx, uid, c, "login", "failure", "")
+		s.observe("login", "failure")
+		return nil, ErrInvalidCredentials
+	}
+	if err := s.resetLimit(ctx, key); err != nil {
+		return nil, err
+	}
+	if _, err := s.store.TOTP(ctx, u.ID); err == nil {
+		tok, hash, err := s.newToken(32)
+		if err != nil {
+			return nil, err
+		}
+		now := s.now()
+		p := &PendingLogin{TokenHash: hash, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.PendingLoginTTL),
+			IP: c.IP, UserAgent: truncate(c.UserAgent, 512)}
+		if err := s.store.CreatePendingLogin(ctx, p); err != nil {
+			return nil, fmt.Errorf("storing pending login: %w", err)
+		}
+		s.event(ctx, u.ID, c, "login", "mfa_required", "")
+		s.observe("login", "mfa_required")
+		return &LoginResult{Status: StatusMFARequired, User: u, MFAToken: tok, MFAExpiresIn: s.cfg.PendingLoginTTL}, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("reading MFA state: %w", err)
+	}
+	res, err := s.openSession(ctx, c, u)
+	if err != nil {
+		return nil, err
+	}
+	s.event(ctx, u.ID, c, "login", "success", "")
+	s.observe("login", "success")
+	return res, nil
+}
+
+// openSession issues a new session token: every sign-in step ends with a fresh one.
+func (s *Service) openSession(ctx context.Context, c Client, u *User) (*LoginResult, error) {
+	tok, hash, err := s.newToken(32)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	sess := &Session{UserID: u.ID, TokenHash: hash, CreatedAt: now, LastSeenAt: now,
+		ExpiresAt: now.Add(s.cfg.SessionMax), ReauthAt: now, IP: c.IP, UserAgent: truncate(c.UserAgent, 512)}
+	if err := s.store.CreateSession(ctx, sess); err != nil {
+		return nil, fmt.Errorf("creating session: %w", err)
+	}
+	return &LoginResult{Status: StatusAuthenticated, User: u, Session: sess, SessionToken: tok}, nil
+}
+
+// touchEvery limits last-seen writes to one a minute per session, so a session check
+// is a read, not a write, on the hot path.
+const touchEvery = time.Minute
+
+// Authenticate resolves a bearer secret — a session token or a personal access token
+// (prefix "lk_") — to its principal. Expired, idle and unknown secrets are all
+// ErrUnauthenticated.
+func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, error) {
+	if secret == "" || len(secret) > 200 {
+		return nil, ErrUnauthenticated
+	}
+	now := s.now()
+	if strings.HasPrefix(secret, TokenPrefix) {
+		return s.authenticateToken(ctx, secret, now)
+	}
+	sess, err := s.store.SessionByTokenHash(ctx, hashToken(secret))
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up session: %w", err)
+	}
+	if !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) >= s.cfg.SessionIdle {
+		return nil, ErrUnauthenticated
+	}
+	u, err := s.store.UserByID(ctx, sess.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrUnauthenticated
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up session user: %w", err)
+	}
+	if now.Sub(sess.LastSeenAt) >= touchEvery {
+		if err := s.store.TouchSession(ctx, sess.ID, now); err != nil {
+			return nil, fmt.Errorf("touching session: %w", err)
+		}
+		sess.LastSeenAt = now
+	}
+	return &Principal{User: u, Session: sess}, nil
+}
+
+// Logout ends the caller's session. A personal access token has no session to end.
+func (s *Service) Logout(ctx context.Context, c Client, p *Principal) error {
+	if p.Session == nil {
+		return nil
+	}
+	if err := s.store.DeleteSession(ctx, p.User.ID, p.Session.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("ending session: %w", err)
+	}
+	s.event(ctx, p.User.ID, c, "logout", "success", "")
+	return nil
+}
+
+// requireSession refuses personal access tokens.
+func requireSession(p *Principal) error {
+	if p.Session == nil {
+		return ErrForbiddenForToken
+	}
+	return nil
+}
+
+// requireRecent enforces the re-authentication window for sensitive actions.
+func (s *Service) requireRecent(p *Principal) error {
+	if err := requireSession(p); err != nil {
+		return err
+	}
+	if s.now().Sub(p.Session.ReauthAt) >= s.cfg.ReauthWindow {
+		return ErrReauthRequired
+	}
+	return nil
+}
+
+// ReauthUntil says until when the caller may do sensitive actions (zero: not now).
+func (s *Service) ReauthUntil(p *Principal) time.Time {
+	if p.Session == nil {
+		return time.Time{}
+	}
+	until := p.Session.ReauthAt.Add(s.cfg.ReauthWindow)
+	if !until.After(s.now()) {
+		return time.Time{}
+	}
+	return until
+}
+
+// Sessions lists the caller's sessions.
+func (s *Service) Sessions(ctx context.Context, p *Principal) ([]Session, error) {
+	list, err := s.store.ListSessions(ctx, p.User.ID)
+	if err != nil {
+		return nil, fmt.Errorf("listing sessions: %w", err)
+	}
+	now := s.now()
+	live := list[:0]
+	for _, x := range list {
+		if now.Before(x.ExpiresAt) && now.Sub(x.LastSeenAt) < s.cfg.SessionIdle {
+			live = append(live, x)
+		}
+	}
+	return live, nil
+}
+
+// RevokeSession ends one of the caller's sessions.
+func (s *Service) RevokeSession(ctx context.Context, c Client, p *Principal, id SessionID) error {
+	if err := s.store.DeleteSession(ctx, p.User.ID, id); errors.Is(err, ErrNotFound) {
+		return ErrNotFoundError
+	} else if err != nil {
+		return fmt.Errorf("revoking session: %w", err)
+	}
+	s.event(ctx, p.User.ID, c, "session_revoked", "success", fmt.Sprintf("session %d", id))
+	return nil
+}
+
+// ChangePassword sets a new password after checking the current one, and ends every
+// other session of the account.
+func (s *Service) ChangePassword(ctx context.Context, c Client, p *Principal, current, next string) error {
+	if err := s.requireRecent(p); err != nil {
+		return err
+	}
+	if pp := passwordProblem(next); pp != "" {
+		return InvalidInput(map[string]string{"new_password": pp})
+	}
+	if utf8.RuneCountInString(current) > password.MaxLength {
+		return InvalidInput(map[string]string{"current_password": "is incorrect"})
+	}
+	if _, err := s.countFailure(ctx, passwordKey(p.User.ID), s.cfg.PasswordLimit); err != nil {
+		return err
+	}
+	ok, err := s.hasher.Verify(ctx, current, p.User.PasswordHash)
+	if err != nil {
+		return s.hashError(err)
+	}
+	if !ok {
+		s.event(ctx, p.User.ID, c, "password_change", "failure", "")
+		return InvalidInput(map[string]string{"current_password": "is incorrect"})
+	}
+	if err := s.resetLimit(ctx, passwordKey(p.User.ID)); err != nil {
+		return err
+	}
+	hash, err := s.hasher.Hash(ctx, next)
+	if err != nil {
+		return s.hashError(err)
+	}
+	if err := s.store.ChangePassword(ctx, p.User.ID, hash, p.Session.ID); err != nil {
+		return fmt.Errorf("changing password: %w", err)
+	}
+	s.event(ctx, p.User.ID, c, "password_change", "success", "")
+	s.notify(p.User, "Your password was changed",
+		"The password of your account %s was changed from %s.\n\nEvery other session was signed out. If this was not you, reset your password at %s/password/forgot now.",
+		p.User.Username, c.IP, s.cfg.PublicURL)
+	return nil
+}
+
+// ForgotPassword emails a single-use reset link (1 hour) if the address belongs to an
+// account. It answers the same either way; the mail goes out in the background so the
+// time taken says nothing either.
+func (s *Service) ForgotPassword(ctx context.Context, c Client, email string) error {
+	email = strings.TrimSpace(email)
+	if email == "" || len(email) > 254 {
+		return InvalidInput(map[string]string{"email": "enter your email address"})
+	}
+	u, err := s.store.UserByEmail(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		s.event(ctx, 0, c, "password_forgot", "unknown_email", "")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("looking up email: %w", err)
+	}
+	// At most a few reset mails an hour per account, so the form can't be used to flood
+	// someone's inbox. The answer stays the same when the limit is hit.
+	if _, err := s.countFailure(ctx, AttemptKey{Scope: "reset-mail", Key: fmt.Sprint(int64(u.ID))},
+		LimitPolicy{MaxFailures: 5, BaseLock: time.Hour, MaxLock: time.Hour, ResetAfter: time.Hour}); err != nil {
+		if AsError(err) != nil {
+			s.event(ctx, u.ID, c, "password_forgot", "limited", "")
+			return nil
+		}
+		return err
+	}
+	link, err := s.createResetLink(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	s.event(ctx, u.ID, c, "password_forgot", "sent", "")
+	s.notify(u, "Reset your password",
+		"Someone (hopefully you) asked to reset the password of %s from %s.\n\nSet a new password within the hour:\n%s\n\nThe link works once. If you did not ask, ignore this mail; your password stays as it is. Multiple-factor authentication stays on either way.",
+		u.Username, c.IP, link)
+	return nil
+}
+
+func (s *Service) createResetLink(ctx context.Context, user UserID) (string, error) {
+	tok, hash, err := s.newToken(32)
+	if err != nil {
+		return "", err
+	}
+	now := s.now()
+	if err := s.store.CreatePasswordReset(ctx, &PasswordReset{TokenHash: hash, UserID: user, CreatedAt: now,
+		ExpiresAt: now.Add(s.cfg.ResetTTL)}); err != nil {
+		return "", fmt.Errorf("storing reset link: %w", err)
+	}
+	return s.cfg.PublicURL + "/password/reset?token=" + tok, nil
+}
+
+// ResetPassword sets a new password with an emailed link. It never signs the user in,
+// ends every session, and leaves MFA as it is.
+func (s *Service) ResetPassword(ctx context.Context, c Client, token, next string) error {
+	if pp := passwordProblem(next); pp != "" {
+		return InvalidInput(map[string]string{"new_password": pp})
+	}
+	if token == "" || len(token) > 200 {
+		return ErrInvalidToken
+	}
+	hash, err := s.hasher.Hash(ctx, next)
+	if err != nil {
+		return s.hashError(err)
+	}
+	uid, err := s.store.ResetPassword(ctx, hashToken(token), hash, s.now())
+	if errors.Is(err, ErrNotFound) {
+		s.event(ctx, 0, c, "password_reset", "invalid_token", "")
+		return ErrInvalidToken
+	}
+	if err != nil {
+		return fmt.Errorf("resetting password: %w", err)
+	}
+	s.event(ctx, uid, c, "password_reset", "success", "")
+	if u, err := s.store.UserByID(ctx, uid); err == nil {
+		s.notify(u, "Your password was reset",
+			"The password of %s was reset with an emailed link from %s. Every session was signed out.", u.Username, c.IP)
+	}
+	return nil
+}
+
+// Events returns the caller's security log, newest first.
+func (s *Service) Events(ctx context.Context, p *Principal, limit int) ([]Event, error) {
+	if limit <= 0 || limit > 500 {
+		limit = 100
+	}
+	ev, err := s.store.Events(ctx, p.User.ID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading security log: %w", err)
+	}
+	return ev, nil
+}

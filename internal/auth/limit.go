@@ -1,0 +1,137 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// LimitPolicy is the shape of every failure back-off: after MaxFailures consecutive
+// failures the counter locks for BaseLock, doubling on each further lock up to MaxLock.
+// Only a success resets it; the end of a lock does not, so the next failure locks again
+// for twice as long. ResetAfter, when set, forgets a counter that saw no failure for
+// that long (used for per-IP counters, which no success can fairly reset).
+type LimitPolicy struct {
+	MaxFailures int
+	BaseLock    time.Duration
+	MaxLock     time.Duration
+	ResetAfter  time.Duration
+}
+
+func (p LimitPolicy) withDefaults(n int, base, max time.Duration) LimitPolicy {
+	if p.MaxFailures <= 0 {
+		p.MaxFailures = n
+	}
+	if p.BaseLock <= 0 {
+		p.BaseLock = base
+	}
+	if p.MaxLock <= 0 {
+		p.MaxLock = max
+	}
+	return p
+}
+
+// lockFor returns the length of the lock number locks (0-based).
+func (p LimitPolicy) lockFor(locks int) time.Duration {
+	d := p.BaseLock
+	for i := 0; i < locks && d < p.MaxLock; i++ {
+		d *= 2
+	}
+	return min(d, p.MaxLock)
+}
+
+// maxCASRetries bounds the compare-and-swap loop. Losing that many races in a row
+// means heavy contention on one counter — an attack — and the answer is to deny.
+const maxCASRetries = 64
+
+// current reads a counter and applies ResetAfter.
+func (s *Service) current(ctx context.Context, key AttemptKey, p LimitPolicy, now time.Time) (AttemptState, AttemptState, error) {
+	st, err := s.store.Attempt(ctx, key)
+	if err != nil {
+		return st, st, fmt.Errorf("reading attempt counter %s: %w", key.Scope, err)
+	}
+	eff := st
+	if p.ResetAfter > 0 && !st.LockedUntil.After(now) && st.Version != 0 && now.Sub(st.UpdatedAt) >= p.ResetAfter {
+		eff.Failures, eff.Locks = 0, 0
+	}
+	return st, eff, nil
+}
+
+// checkLimit refuses when the counter is locked, without counting anything.
+func (s *Service) checkLimit(ctx context.Context, key AttemptKey, p LimitPolicy) error {
+	now := s.now()
+	_, eff, err := s.current(ctx, key, p, now)
+	if err != nil {
+		return err
+	}
+	if eff.LockedUntil.After(now) {
+		return RateLimited(eff.LockedUntil.Sub(now))
+	}
+	return nil
+}
+
+// countFailure records one failure before the attempt is evaluated ("count first"):
+// a compare-and-swap in its own committed write, so parallel guesses cannot outrun the
+// count and a rolled-back request cannot erase it. It returns RateLimited, counting
+// nothing, while the counter is locked; otherwise the state after the count, which
+// is locked already when this attempt is the last one allowed.
+func (s *Service) countFailure(ctx context.Context, key AttemptKey, p LimitPolicy) (AttemptState, error) {
+	for range maxCASRetries {
+		now := s.now()
+		prev, eff, err := s.current(ctx, key, p, now)
+		if err != nil {
+			return prev, err
+		}
+		if eff.LockedUntil.After(now) {
+			return prev, RateLimited(eff.LockedUntil.Sub(now))
+		}
+		next := eff
+		next.Failures++
+		next.UpdatedAt = now
+		if next.Failures >= p.MaxFailures {
+			next.LockedUntil = now.Add(p.lockFor(next.Locks))
+			next.Locks++
+		}
+		next.Version = prev.Version
+		won, err := s.store.SaveAttempt(ctx, key, prev, next)
+		if err != nil {
+			return prev, fmt.Errorf("counting attempt %s: %w", key.Scope, err)
+		}
+		if won {
+			next.Version = prev.Version + 1
+			return next, nil
+		}
+	}
+	// Fail closed: never "unlocked" when the count could not be written.
+	return AttemptState{}, RateLimited(time.Second)
+}
+
+// resetLimit clears a counter after a success.
+func (s *Service) resetLimit(ctx context.Context, key AttemptKey) error {
+	for range maxCASRetries {
+		prev, err := s.store.Attempt(ctx, key)
+		if err != nil {
+			return fmt.Errorf("reading attempt counter %s: %w", key.Scope, err)
+		}
+		if prev.Version == 0 || (prev.Failures == 0 && prev.Locks == 0 && prev.LockedUntil.IsZero()) {
+			return nil
+		}
+		next := AttemptState{UpdatedAt: s.now(), Version: prev.Version}
+		won, err := s.store.SaveAttempt(ctx, key, prev, next)
+		if err != nil {
+			return fmt.Errorf("resetting attempt counter %s: %w", key.Scope, err)
+		}
+		if won {
+			return nil
+		}
+	}
+	return fmt.Errorf("resetting attempt counter %s: too much contention", key.Scope)
+}
+
+func mfaKey(u UserID) AttemptKey { return AttemptKey{Scope: "mfa", Key: fmt.Sprint(int64(u))} }
+
+func passwordKey(u UserID) AttemptKey {
+	return AttemptKey{Scope: "pw-account", Key: fmt.Sprint(int64(u))}
+}
+
+func ipKey(ip string) AttemptKey { return AttemptKey{Scope: "pw-ip", Key: ip} }

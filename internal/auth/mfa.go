@@ -1,0 +1,448 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/recovery"
+	"github.com/latchkey/latchkey/internal/totp"
+)
+
+// Second-factor method names, as the API shows them.
+const (
+	MethodTOTP         = "totp"
+	MethodRecoveryCode = "recovery_code"
+)
+
+// LowRecoveryCodes is the count at or below which pages and /me warn.
+const LowRecoveryCodes = 3
+
+// MFAStatus is what /me says about second factors.
+type MFAStatus struct {
+	Enabled   bool
+	Methods   []string
+	Remaining *int // nil while MFA is off
+	Total     int
+}
+
+// Low reports whether the user should regenerate recovery codes soon.
+func (m MFAStatus) Low() bool { return m.Remaining != nil && *m.Remaining <= LowRecoveryCodes }
+
+// MFAStatus reads the user's second-factor state.
+func (s *Service) MFAStatus(ctx context.Context, user UserID) (MFAStatus, error) {
+	if _, err := s.store.TOTP(ctx, user); errors.Is(err, ErrNotFound) {
+		return MFAStatus{Methods: []string{}}, nil
+	} else if err != nil {
+		return MFAStatus{}, fmt.Errorf("reading MFA state: %w", err)
+	}
+	n, err := s.store.RecoveryCodeCounts(ctx, user)
+	if err != nil {
+		return MFAStatus{}, fmt.Errorf("counting recovery codes: %w", err)
+	}
+	rem := n.Remaining
+	return MFAStatus{Enabled: true, Methods: []string{MethodTOTP, MethodRecoveryCode}, Remaining: &rem, Total: n.Total}, nil
+}
+
+// TOTPSetup is what an authenticator app needs, shown for QR scan and manual entry.
+type TOTPSetup struct {
+	Secret    []byte
+	URI       string
+	Issuer    string
+	Account   string
+	Algorithm string
+	Digits    int
+	Period    int
+	ExpiresAt time.Time
+}
+
+// SecretBase32 is the secret as typed into an app by hand.
+func (t TOTPSetup) SecretBase32() string { return totp.EncodeSecret(t.Secret) }
+
+func totpAAD(u UserID) []byte { return []byte("totp:" + strconv.FormatInt(int64(u), 10)) }
+func totpPendingAAD(u UserID) []byte {
+	return []byte("totp-pending:" + strconv.FormatInt(int64(u), 10))
+}
+
+func (s *Service) seal(plaintext, aad []byte) (EncryptedSecret, error) {
+	id, ct, err := s.keys.Seal(plaintext, aad)
+	if err != nil {
+		return EncryptedSecret{}, fmt.Errorf("sealing secret: %w", err)
+	}
+	return EncryptedSecret{KeyID: id, Ciphertext: ct}, nil
+}
+
+func (s *Service) open(e EncryptedSecret, aad []byte) ([]byte, error) {
+	pt, err := s.keys.Open(e.KeyID, e.Ciphertext, aad)
+	if err != nil {
+		return nil, fmt.Errorf("opening secret (wrong secret key?): %w", err)
+	}
+	return pt, nil
+}
+
+func (s *Service) setupFor(u *User, secret []byte, expires time.Time) *TOTPSetup {
+	return &TOTPSetup{Secret: secret, URI: totp.URI(s.cfg.SiteName, u.Username, secret), Issuer: s.cfg.SiteName,
+		Account: u.Username, Algorithm: "SHA1", Digits: totp.Digits, Period: totp.Period, ExpiresAt: expires}
+}
+
+// SetupTOTP starts enrolment: a new random secret, kept encrypted as the pending setup
+// for 15 minutes (replacing any earlier one). Like GitHub's, it needs a recent sign-in.
+func (s *Service) SetupTOTP(ctx context.Context, c Client, p *Principal) (*TOTPSetup, error) {
+	if err := s.requireRecent(p); err != nil {
+		return nil, err
+	}
+	if _, err := s.store.TOTP(ctx, p.User.ID); err == nil {
+		return nil, ErrMFAAlreadyEnabled
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("reading MFA state: %w", err)
+	}
+	secret, err := totp.NewSecret(s.rand)
+	if err != nil {
+		return nil, fmt.Errorf("new TOTP secret: %w", err)
+	}
+	enc, err := s.seal(secret, totpPendingAAD(p.User.ID))
+	if err != nil {
+		return nil, err
+	}
+	exp := s.now().Add(s.cfg.SetupTTL)
+	if err := s.store.SetPendingTOTP(ctx, &PendingTOTP{UserID: p.User.ID, Secret: enc, ExpiresAt: exp}); err != nil {
+		return nil, fmt.Errorf("storing pending setup: %w", err)
+	}
+	s.event(ctx, p.User.ID, c, "mfa_setup_started", "success", "")
+	return s.setupFor(p.User, secret, exp), nil
+}
+
+// PendingSetup returns the setup in progress (for the QR code and the settings page).
+func (s *Service) PendingSetup(ctx context.Context, p *Principal) (*TOTPSetup, error) {
+	if err := requireSession(p); err != nil {
+		return nil, err
+	}
+	pend, err := s.store.PendingTOTP(ctx, p.User.ID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrNoPendingSetup
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading pending setup: %w", err)
+	}
+	if !s.now().Before(pend.ExpiresAt) {
+		return nil, ErrNoPendingSetup
+	}
+	secret, err := s.open(pend.Secret, totpPendingAAD(p.User.ID))
+	if err != nil {
+		return nil, err
+	}
+	return s.setupFor(p.User, secret, pend.ExpiresAt), nil
+}
+
+// ConfirmTOTP finishes enrolment with a code from the app. A wrong code changes nothing
+// and is not counted (the caller is already signed in). On success, in one
+// transaction: the credential (its step counted as used), 16 new recovery codes, and
+// every other session ended. The codes are returned only after that commits.
+func (s *Service) ConfirmTOTP(ctx context.Context, c Client, p *Principal, code string) ([]string, error) {
+	if err := requireSession(p); err != nil {
+		return nil, err
+	}
+	setup, err := s.PendingSetup(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	step, ok := totp.Verify(setup.Secret, code, s.now(), s.cfg.TOTPWindow)
+	if !ok {
+		s.event(ctx, p.User.ID, c, "mfa_enable", "invalid_code", "")
+		return nil, &Error{Kind: KindInvalidInput, Code: "invalid_code", Message: "That code is not valid. Check the time on your device and try the next code.", Fields: map[string]string{"code": "is not valid"}}
+	}
+	enc, err := s.seal(setup.Secret, totpAAD(p.User.ID))
+	if err != nil {
+		return nil, err
+	}
+	codes, hashes, err := s.newRecoveryCodes(p.User.ID)
+	if err != nil {
+		return nil, err
+	}
+	cred := &TOTPCredential{UserID: p.User.ID, Secret: enc, LastStep: step, CreatedAt: s.now()}
+	if err := s.store.EnableTOTP(ctx, cred, hashes, p.Session.ID); errors.Is(err, ErrConflict) {
+		return nil, ErrMFAAlreadyEnabled
+	} else if err != nil {
+		return nil, fmt.Errorf("enabling TOTP: %w", err)
+	}
+	s.event(ctx, p.User.ID, c, "mfa_enabled", "success", "")
+	s.notify(p.User, "Multiple-factor authentication is on",
+		"Multiple-factor authentication was turned on for %s from %s. Every other session was signed out.\n\nKeep your recovery codes somewhere safe: they are the way back in if you lose your phone.",
+		p.User.Username, c.IP)
+	return codes, nil
+}
+
+func (s *Service) recoveryHash(u UserID, canonical string) []byte {
+	// The user id is inside the MAC so a code's hash means nothing on another account.
+	return s.keys.MAC("recovery-code", []byte(strconv.FormatInt(int64(u), 10)+":"+canonical))
+}
+
+func (s *Service) newRecoveryCodes(u UserID) ([]string, [][]byte, error) {
+	codes, err := recovery.Generate(s.rand, recovery.Count)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generating recovery codes: %w", err)
+	}
+	hashes := make([][]byte, len(codes))
+	for i, code := range codes {
+		canon, ok := recovery.Normalize(code)
+		if !ok {
+			return nil, nil, fmt.Errorf("generated recovery code does not normalise")
+		}
+		hashes[i] = s.recoveryHash(u, canon)
+	}
+	return codes, hashes, nil
+}
+
+// RecoveryCodesFileName is the download name of the codes file.
+func (s *Service) RecoveryCodesFileName() string { return recovery.FileName(s.cfg.SiteName) }
+
+// checkSecondFactor counts one attempt first (its own committed write), then checks
+// exactly one of code or recoveryCode. It is shared by the sign-in step and by
+// re-authentication so the lock and the replay rule cannot differ between them.
+// It returns the method used and, for recovery codes, how many remain.
+func (s *Service) checkSecondFactor(ctx context.Context, c Client, u *User, code, recoveryCode, purpose string) (string, *int, error) {
+	if (code == "") == (recoveryCode == "") {
+		return "", nil, InvalidInput(map[string]string{"code": "enter the code from your app or a recovery code"})
+	}
+	st, err := s.countFailure(ctx, mfaKey(u.ID), s.cfg.MFALimit)
+	if err != nil {
+		if e := AsError(err); e != nil && e.Kind == KindRateLimited {
+			s.event(ctx, u.ID, c, purpose, "locked", "")
+			s.observe(purpose, "locked")
+		}
+		return "", nil, err
+	}
+	method := MethodTOTP
+	ok := false
+	if code != "" {
+		ok, err = s.useTOTP(ctx, u.ID, code)
+	} else {
+		method = MethodRecoveryCode
+		ok, err = s.useRecoveryCode(ctx, u.ID, recoveryCode)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	if !ok {
+		s.event(ctx, u.ID, c, purpose, "failure", method)
+		s.observe(purpose, "failure")
+		if st.LockedUntil.After(s.now()) {
+			s.event(ctx, u.ID, c, "mfa_locked", "locked", fmt.Sprintf("%d consecutive failures", st.Failures))
+			s.notify(u, "Too many wrong sign-in codes",
+				"There were %d wrong second-factor codes in a row for %s, the last from %s. Further codes are refused for %s.\n\nIf this was not you, someone knows your password: change it now.",
+				st.Failures, u.Username, c.IP, st.LockedUntil.Sub(s.now()).Round(time.Second))
+		}
+		return "", nil, ErrInvalidCode
+	}
+	if err := s.resetLimit(ctx, mfaKey(u.ID)); err != nil {
+		return "", nil, err
+	}
+	var remaining *int
+	if method == MethodRecoveryCode {
+		n, err := s.store.RecoveryCodeCounts(ctx, u.ID)
+		if err != nil {
+			return "", nil, fmt.Errorf("counting recovery codes: %w", err)
+		}
+		remaining = &n.Remaining
+		s.event(ctx, u.ID, c, "recovery_code_used", "success", fmt.Sprintf("%d remaining", n.Remaining))
+		s.notify(u, "A recovery code was used",
+			"A recovery code was used for %s from %s. %d of your recovery codes remain.%s",
+			u.Username, c.IP, n.Remaining, lowCodesHint(n.Remaining, s.cfg.PublicURL))
+	}
+	return method, remaining, nil
+}
+
+func lowCodesHint(remaining int, base string) string {
+	if remaining > LowRecoveryCodes {
+		return ""
+	}
+	return fmt.Sprintf("\n\nYou are running low. Regenerate your recovery codes at %s/settings/authentication.", base)
+}
+
+// useTOTP accepts a code only for a step later than the last accepted one, settled by
+// one conditional update: a code (and any earlier code) works once, on every replica.
+func (s *Service) useTOTP(ctx context.Context, u UserID, code string) (bool, error) {
+	cred, err := s.store.TOTP(ctx, u)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading TOTP credential: %w", err)
+	}
+	secret, err := s.open(cred.Secret, totpAAD(u))
+	if err != nil {
+		return false, err
+	}
+	step, ok := totp.Verify(secret, code, s.now(), s.cfg.TOTPWindow)
+	if !ok || step <= cred.LastStep {
+		return false, nil
+	}
+	won, err := s.store.AdvanceTOTPStep(ctx, u, step)
+	if err != nil {
+		return false, fmt.Errorf("recording TOTP step: %w", err)
+	}
+	return won, nil
+}
+
+// useRecoveryCode spends a code with one conditional update (WHERE used_at IS NULL).
+func (s *Service) useRecoveryCode(ctx context.Context, u UserID, input string) (bool, error) {
+	canon, ok := recovery.Normalize(input)
+	if !ok {
+		return false, nil
+	}
+	won, err := s.store.UseRecoveryCode(ctx, u, s.recoveryHash(u, canon), s.now())
+	if err != nil {
+		return false, fmt.Errorf("using recovery code: %w", err)
+	}
+	return won, nil
+}
+
+// LoginMFA is the second sign-in step. The pending token is consumed on success only,
+// so a mistyped code can be retried until the lock; the lock is per account and shared
+// by every pending login and every replica.
+func (s *Service) LoginMFA(ctx context.Context, c Client, mfaToken, code, recoveryCode string) (*LoginResult, error) {
+	if mfaToken == "" || len(mfaToken) > 200 {
+		return nil, ErrInvalidMFAToken
+	}
+	hash := hashToken(mfaToken)
+	pend, err := s.store.PendingLoginByTokenHash(ctx, hash)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrInvalidMFAToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading pending login: %w", err)
+	}
+	if !s.now().Before(pend.ExpiresAt) {
+		return nil, ErrInvalidMFAToken
+	}
+	u, err := s.store.UserByID(ctx, pend.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, ErrInvalidMFAToken
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading user: %w", err)
+	}
+	_, remaining, err := s.checkSecondFactor(ctx, c, u, code, recoveryCode, "login_mfa")
+	if err != nil {
+		return nil, err
+	}
+	consumed, err := s.store.ConsumePendingLogin(ctx, hash)
+	if err != nil {
+		return nil, fmt.Errorf("consuming pending login: %w", err)
+	}
+	if !consumed {
+		return nil, ErrInvalidMFAToken
+	}
+	res, err := s.openSession(ctx, c, u)
+	if err != nil {
+		return nil, err
+	}
+	res.RecoveryCodesRemaining = remaining
+	s.event(ctx, u.ID, c, "login_mfa", "success", "")
+	s.observe("login_mfa", "success")
+	return res, nil
+}
+
+// Reauth re-opens the window for sensitive actions: the password, and with MFA on a
+// code or a recovery code, checked under the same counters as sign-in.
+func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, recoveryCode string) (time.Time, error) {
+	if err := requireSession(p); err != nil {
+		return time.Time{}, err
+	}
+	st, err := s.MFAStatus(ctx, p.User.ID)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if st.Enabled {
+		if err := s.checkLimit(ctx, mfaKey(p.User.ID), s.cfg.MFALimit); err != nil {
+			return time.Time{}, err
+		}
+		if code == "" && recoveryCode == "" {
+			return time.Time{}, ErrInvalidCode
+		}
+	}
+	if len(pw) > 4*128 {
+		return time.Time{}, ErrInvalidCredentials
+	}
+	if _, err := s.countFailure(ctx, passwordKey(p.User.ID), s.cfg.PasswordLimit); err != nil {
+		return time.Time{}, err
+	}
+	ok, err := s.hasher.Verify(ctx, pw, p.User.PasswordHash)
+	if err != nil {
+		return time.Time{}, s.hashError(err)
+	}
+	if !ok {
+		s.event(ctx, p.User.ID, c, "reauth", "failure", "password")
+		return time.Time{}, ErrInvalidCredentials
+	}
+	if err := s.resetLimit(ctx, passwordKey(p.User.ID)); err != nil {
+		return time.Time{}, err
+	}
+	if st.Enabled {
+		if _, _, err := s.checkSecondFactor(ctx, c, p.User, code, recoveryCode, "reauth"); err != nil {
+			return time.Time{}, err
+		}
+	}
+	now := s.now()
+	if err := s.store.SetSessionReauth(ctx, p.Session.ID, now); err != nil {
+		return time.Time{}, fmt.Errorf("recording re-authentication: %w", err)
+	}
+	p.Session.ReauthAt = now
+	s.event(ctx, p.User.ID, c, "reauth", "success", "")
+	return now.Add(s.cfg.ReauthWindow), nil
+}
+
+// RegenerateRecoveryCodes replaces every recovery code in one transaction; the new
+// codes are returned only after it commits, so a crash leaves exactly one set valid.
+func (s *Service) RegenerateRecoveryCodes(ctx context.Context, c Client, p *Principal) ([]string, error) {
+	if err := s.requireRecent(p); err != nil {
+		return nil, err
+	}
+	codes, hashes, err := s.newRecoveryCodes(p.User.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.ReplaceRecoveryCodes(ctx, p.User.ID, hashes, s.now()); errors.Is(err, ErrNotFound) {
+		return nil, ErrMFANotEnabled
+	} else if err != nil {
+		return nil, fmt.Errorf("replacing recovery codes: %w", err)
+	}
+	s.event(ctx, p.User.ID, c, "recovery_codes_regenerated", "success", "")
+	s.notify(p.User, "Your recovery codes were regenerated",
+		"New recovery codes were generated for %s from %s. Every earlier code stopped working.", p.User.Username, c.IP)
+	return codes, nil
+}
+
+// RecoveryCodeCounts returns total and remaining codes.
+func (s *Service) RecoveryCodeCounts(ctx context.Context, p *Principal) (RecoveryCodeCounts, error) {
+	st, err := s.MFAStatus(ctx, p.User.ID)
+	if err != nil {
+		return RecoveryCodeCounts{}, err
+	}
+	if !st.Enabled {
+		return RecoveryCodeCounts{}, ErrMFANotEnabled
+	}
+	return RecoveryCodeCounts{Total: st.Total, Remaining: *st.Remaining}, nil
+}
+
+// DisableMFA ("Remove") clears every MFA registration — the TOTP secret, any pending
+// setup and the recovery codes — and ends every other session, in one transaction.
+// It is idempotent: with MFA already off it answers the same and changes nothing.
+func (s *Service) DisableMFA(ctx context.Context, c Client, p *Principal) error {
+	if err := s.requireRecent(p); err != nil {
+		return err
+	}
+	existed, err := s.store.DisableMFA(ctx, p.User.ID, p.Session.ID)
+	if err != nil {
+		return fmt.Errorf("removing MFA: %w", err)
+	}
+	if existed {
+		s.event(ctx, p.User.ID, c, "mfa_disabled", "success", "")
+		s.notify(p.User, "Multiple-factor authentication is off",
+			"Multiple-factor authentication was removed from %s from %s. Every other session was signed out.\n\nIf this was not you, reset your password and turn it back on.",
+			p.User.Username, c.IP)
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+// Package auth is Latchkey's domain: accounts, sessions, second factors, recovery and the
+// rules that tie them together. Every rule lives here — sign-in, lockout, TOTP replay,
+// recovery-code use, re-authentication — so that the JSON API, the web pages and the
+// admin CLI behave the same and both databases enforce the same thing. It imports no
+// storage and no HTTP: handlers parse, call one Service method and render.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/keys"
+	"github.com/latchkey/latchkey/internal/password"
+)
+
+// Config is the part of the configuration the rules need.
+type Config struct {
+	SiteName  string
+	PublicURL string
+
+	TOTPWindow int
+
+	MFALimit      LimitPolicy
+	PasswordLimit LimitPolicy
+	IPLimit       LimitPolicy
+
+	SessionIdle     time.Duration
+	SessionMax      time.Duration
+	ReauthWindow    time.Duration
+	PendingLoginTTL time.Duration
+	SetupTTL        time.Duration
+	ResetTTL        time.Duration
+
+	RecoveryAutoApproveAfter time.Duration
+}
+
+// Mailer delivers one plain-text message. The SMTP sender satisfies it; when none is
+// configured the Service writes to the outbox instead.
+type Mailer interface {
+	Send(ctx context.Context, to, subject, body string) error
+}
+
+// Deps are the Service's collaborators, passed in explicitly.
+type Deps struct {
+	Store  Store
+	Hasher *password.Hasher
+	Keys   *keys.Keyring
+	Mailer Mailer // nil: the outbox
+	Logger *slog.Logger
+	Clock  func() time.Time // nil: time.Now
+	Rand   io.Reader        // nil: crypto/rand
+	// Observe, if set, is told of every sign-in outcome (for metrics).
+	Observe func(event, outcome string)
+}
+
+// Service holds every rule of Latchkey.
+type Service struct {
+	cfg     Config
+	store   Store
+	hasher  *password.Hasher
+	keys    *keys.Keyring
+	mailer  Mailer
+	log     *slog.Logger
+	clock   func() time.Time
+	rand    io.Reader
+	observe func(event, outcome string)
+
+	mailWG sync.WaitGroup
+}
+
+// New returns a Service. Zero durations in cfg take the defaults of SPEC §3.
+func New(cfg Config, d Deps) *Service {
+	def := func(p *time.Duration, v time.Duration) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	def(&cfg.SessionIdle, 7*24*time.Hour)
+	def(&cfg.SessionMax, 30*24*time.Hour)
+	def(&cfg.ReauthWindow, 10*time.Minute)
+	def(&cfg.PendingLoginTTL, 5*time.Minute)
+	def(&cfg.SetupTTL, 15*time.Minute)
+	def(&cfg.ResetTTL, time.Hour)
+	cfg.MFALimit = cfg.MFALimit.withDefaults(5, 30*time.Second, 15*time.Minute)
+	cfg.PasswordLimit = cfg.PasswordLimit.withDefaults(5, 30*time.Second, 15*time.Minute)
+	cfg.IPLimit = cfg.IPLimit.withDefaults(20, 30*time.Second, 15*time.Minute)
+	if cfg.IPLimit.ResetAfter == 0 {
+		cfg.IPLimit.ResetAfter = time.Hour
+	}
+	if cfg.SiteName == "" {
+		cfg.SiteName = "Latchkey"
+	}
+	s := &Service{cfg: cfg, store: d.Store, hasher: d.Hasher, keys: d.Keys, mailer: d.Mailer,
+		log: d.Logger, clock: d.Clock, rand: d.Rand, observe: d.Observe}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	if s.observe == nil {
+		s.observe = func(string, string) {}
+	}
+	return s
+}
+
+// Config returns the effective rules configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// Store returns the store, for health checks.
+func (s *Service) Store() Store { return s.store }
+
+// now is the clock truncated to the microsecond, the precision both stores keep, so a
+// value read back equals the value written.
+func (s *Service) now() time.Time { return s.clock().UTC().Truncate(time.Microsecond) }
+
+// Client describes where a request came from, for the security log.
+type Client struct {
+	IP        string
+	UserAgent string
+}
+
+// Principal is an authenticated caller: a session, or a personal access token.
+type Principal struct {
+	User    *User
+	Session *Session     // nil when authenticated by a personal access token
+	Token   *AccessToken // nil when authenticated by a session
+}
+
+// newToken returns n random bytes as unpadded base64url and the SHA-256 that is stored.
+func (s *Service) newToken(n int) (string, []byte, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.rand, b); err != nil {
+		return "", nil, fmt.Errorf("reading randomness: %w", err)
+	}
+	tok := base64.RawURLEncoding.EncodeToString(b)
+	return tok, hashToken(tok), nil
+}
+
+// hashToken is how every bearer secret is stored: SHA-256 is enough because the tokens
+// carry 256 random bits, so there is nothing to brute-force.
+func hashToken(tok string) []byte {
+	h := sha256.Sum256([]byte(tok))
+	return h[:]
+}
+
+// event writes one line of the security log. A failure to write is logged, not
+// returned: the log must not turn a refused sign-in into a 500 an attacker could use
+// to tell cases apart.
+func (s *Service) event(ctx context.Context, user UserID, c Client, name, outcome, detail string) {
+	e := &Event{UserID: user, Time: s.now(), Event: name, Outcome: outcome, IP: c.IP,
+		UserAgent: truncate(c.UserAgent, 512), Detail: detail}
+	if err := s.store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
+		s.log.Error("writing security log", "event", name, "err", err)
+	}
+	s.log.Info("security event", "user_id", int64(user), "event", name, "outcome", outcome, "ip", c.IP)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// Wait blocks until every mail queued so far has been sent or stored.
+func (s *Service) Wait() { s.mailWG.Wait() }

@@ -1,0 +1,243 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/api"
+	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/web"
+)
+
+// middleware wraps the mux. Order matters: the metrics layer sits right on the mux
+// because the mux records the matched pattern on the request it is handed.
+func (s *Server) middleware(mux http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(w, r, s.log, &auth.Error{Kind: auth.KindForbidden, Code: "cross_origin_request",
+			Message: "Cross-origin requests that change state are refused."})
+	}))
+	var h http.Handler = s.measure(mux)
+	h = s.csrf(cop, h)
+	h = s.authenticate(h)
+	h = s.clientInfo(h)
+	h = s.limitBody(h)
+	h = s.securityHeaders(h)
+	h = s.recoverPanics(h)
+	return h
+}
+
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic serving request", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				api.WriteError(w, r, s.log, errors.New("panic"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+		h.Set("Content-Security-Policy", "default-src 'none'; img-src 'self' data:; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		if s.opts.SecureCookies {
+			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitBody refuses a declared oversized body before any work and caps the rest.
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > s.opts.MaxBodyBytes {
+			w.Header().Set("Connection", "close")
+			api.WriteError(w, r, s.log, &auth.Error{Kind: auth.KindInvalidInput, Code: "body_too_large",
+				Message: fmt.Sprintf("The body is larger than %d bytes.", s.opts.MaxBodyBytes)})
+			return
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) clientInfo(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := auth.Client{IP: ClientIP(r, s.opts.TrustedProxies), UserAgent: r.UserAgent()}
+		next.ServeHTTP(w, r.WithContext(auth.WithClient(r.Context(), c)))
+	})
+}
+
+// ClientIP returns the peer address, or — only when the peer is a trusted proxy — the
+// right-most X-Forwarded-For entry that is not itself a trusted proxy. Anything a client
+// writes further left is ignored, so it cannot pick its own rate-limit bucket.
+func ClientIP(r *http.Request, trusted []netip.Prefix) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	peer = peer.Unmap()
+	if !isTrusted(peer, trusted) {
+		return peer.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		a = a.Unmap()
+		if !isTrusted(a, trusted) {
+			return a.String()
+		}
+	}
+	return peer.String()
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// bearer returns the token of an Authorization: Bearer header.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", false
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", true
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// authenticate resolves the caller. An Authorization header always wins over the
+// cookie, and a bad one is never rescued by the cookie.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	cookie := web.CookieName(s.opts.SecureCookies)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret, hasHeader := bearer(r)
+		if !hasHeader {
+			if c, err := r.Cookie(cookie); err == nil {
+				secret = c.Value
+			}
+		}
+		if secret != "" {
+			p, err := s.svc.Authenticate(r.Context(), secret)
+			if err != nil && auth.AsError(err) == nil {
+				// A database fault must not become "signed in"; nor "anonymous" for a
+				// page that would then show a sign-in form: answer 503.
+				s.log.Error("authenticating request", "err", err)
+				api.WriteError(w, r, s.log, &auth.Error{Kind: auth.KindOverloaded, Code: "unavailable",
+					Message: "The server cannot check your session right now.", RetryAfter: 2 * time.Second})
+				return
+			}
+			if p != nil {
+				r = r.WithContext(auth.WithPrincipal(r.Context(), p))
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// csrf protects every state-changing browser request. Requests authenticated with an
+// Authorization header are not at risk (a cross-site page cannot set that header
+// without a CORS preflight, which Latchkey never grants). Cookie-carrying requests and
+// requests with browser headers go through http.CrossOriginProtection; a cookie-carrying
+// API request must also declare a JSON body, which no cross-site form can send.
+func (s *Server) csrf(cop *http.CrossOriginProtection, next http.Handler) http.Handler {
+	protected := cop.Handler(next)
+	cookie := web.CookieName(s.opts.SecureCookies)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := bearer(r); ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if isUnsafe(r.Method) && strings.HasPrefix(r.URL.Path, "/api/") {
+			if _, err := r.Cookie(cookie); err == nil && r.ContentLength != 0 {
+				mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+				if mt != "application/json" {
+					api.WriteError(w, r, s.log, &auth.Error{Kind: auth.KindForbidden, Code: "cross_origin_request",
+						Message: "Requests with the session cookie must send Content-Type: application/json."})
+					return
+				}
+			}
+		}
+		protected.ServeHTTP(w, r)
+	})
+}
+
+func isUnsafe(method string) bool {
+	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) measure(mux http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		mux.ServeHTTP(sw, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		d := time.Since(start)
+		s.metrics.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+		s.metrics.latency.WithLabelValues(route).Observe(d.Seconds())
+		if s.log.Enabled(r.Context(), -4) {
+			s.log.Debug("request", "method", r.Method, "route", route, "status", sw.status, "duration", d)
+		}
+	})
+}

@@ -1,0 +1,40 @@
+package server
+
+import "net/http"
+
+// routes lists every API route. The HTML pages are registered by the web package.
+func (s *Server) routes(mux *http.ServeMux) {
+	a := s.api
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", s.metricsHandler())
+
+	mux.Handle("POST /api/v1/signup", a.Serve(a.Signup))
+	mux.Handle("POST /api/v1/login", a.Serve(a.Login))
+	mux.Handle("POST /api/v1/login/mfa", a.Serve(a.LoginMFA))
+	mux.Handle("POST /api/v1/logout", a.Authed(a.Logout))
+	mux.Handle("GET /api/v1/me", a.Authed(a.Me))
+	mux.Handle("POST /api/v1/reauth", a.Authed(a.Reauth))
+
+	mux.Handle("POST /api/v1/mfa/totp/setup", a.Authed(a.SetupTOTP))
+	mux.Handle("GET /api/v1/mfa/totp/setup/qr.png", a.Authed(a.QRCode("png")))
+	mux.Handle("GET /api/v1/mfa/totp/setup/qr.svg", a.Authed(a.QRCode("svg")))
+	mux.Handle("POST /api/v1/mfa/totp/confirm", a.Authed(a.ConfirmTOTP))
+	mux.Handle("GET /api/v1/mfa/recovery-codes", a.Authed(a.RecoveryCodes))
+	mux.Handle("POST /api/v1/mfa/recovery-codes/regenerate", a.Authed(a.RegenerateRecoveryCodes))
+	mux.Handle("DELETE /api/v1/mfa", a.Authed(a.DisableMFA))
+
+	mux.Handle("POST /api/v1/password", a.Authed(a.ChangePassword))
+	mux.Handle("POST /api/v1/password/forgot", a.Serve(a.ForgotPassword))
+	mux.Handle("POST /api/v1/password/reset", a.Serve(a.ResetPassword))
+
+	mux.Handle("GET /api/v1/tokens", a.Authed(a.Tokens))
+	mux.Handle("POST /api/v1/tokens", a.Authed(a.CreateToken))
+	mux.Handle("DELETE /api/v1/tokens/{id}", a.Authed(a.DeleteToken))
+
+	mux.Handle("GET /api/v1/sessions", a.Authed(a.Sessions))
+	mux.Handle("DELETE /api/v1/sessions/{id}", a.Authed(a.RevokeSession))
+	mux.Handle("GET /api/v1/security-log", a.Authed(a.SecurityLog))
+
+	// Anything else under /api/ answers in JSON, not with an HTML 404.
+	mux.Handle("/api/", a.Serve(a.NotFound))
+}
