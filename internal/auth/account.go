@@ -454,3 +454,17 @@ func (s *Service) Events(ctx context.Context, p *Principal, limit int) ([]Event,
 	}
 	return ev, nil
 }
+
+// Purge deletes expired sessions, pending logins, setups, reset links and stale per-IP
+// counters. Serve runs it periodically; correctness never depends on it, because every
+// read checks expiry itself.
+func (s *Service) Purge(ctx context.Context) (int64, error) {
+	now := s.now()
+	n, err := s.store.Purge(ctx, PurgeBefore{Now: now, IdleBefore: now.Add(-s.cfg.SessionIdle),
+		StaleAttemptsBefore: now.Add(-max(s.cfg.IPLimit.ResetAfter, s.cfg.IPLimit.MaxLock, time.Hour)),
+		AttemptScopes:       []string{ipKey("").Scope, "reset-mail"}})
+	if err != nil {
+		return n, fmt.Errorf("purging expired rows: %w", err)
+	}
+	return n, nil
+}

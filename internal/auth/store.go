@@ -37,6 +37,9 @@ type Store interface {
 	SetAdmin(ctx context.Context, id UserID, admin bool) error
 	// ChangePassword sets the password hash and deletes every session of the user
 	// except keep (0: all), in one transaction.
+	//
+	// Wherever a method here deletes a user's sessions, it also deletes every pending
+	// login of that user: a half-done sign-in never outlives the sessions' end.
 	ChangePassword(ctx context.Context, id UserID, hash string, keep SessionID) error
 
 	// CreateSession inserts s and sets s.ID.
@@ -125,4 +128,19 @@ type Store interface {
 	DeleteToken(ctx context.Context, user UserID, id TokenID) error
 	// TouchToken sets last_used_at.
 	TouchToken(ctx context.Context, id TokenID, at time.Time) error
+
+	// Purge deletes what can never be used again and returns how many rows went:
+	// sessions past their absolute expiry or idle since IdleBefore, pending logins,
+	// pending TOTP setups and reset links past expiry (and used reset links), and the
+	// attempt counters of AttemptScopes not updated since StaleAttemptsBefore whose
+	// lock has ended. Second-factor counters are never listed: only a success resets them.
+	Purge(ctx context.Context, p PurgeBefore) (int64, error)
+}
+
+// PurgeBefore says what Purge may delete.
+type PurgeBefore struct {
+	Now                 time.Time
+	IdleBefore          time.Time
+	StaleAttemptsBefore time.Time
+	AttemptScopes       []string
 }

@@ -129,6 +129,7 @@ func (a *App) Serve(ctx context.Context, l net.Listener) error {
 	srv := server.HTTPServer(l.Addr().String(), a.Handler, a.Logger)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	go a.purgeLoop(ctx)
 	select {
 	case err := <-errc:
 		return err
@@ -144,6 +145,25 @@ func (a *App) Serve(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// purgeLoop deletes expired rows every ten minutes until ctx ends. Several replicas
+// may run it at once: the deletes are idempotent.
+func (a *App) purgeLoop(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := a.Service.Purge(ctx); err != nil {
+				a.Logger.Warn("purge", "err", err)
+			} else if n > 0 {
+				a.Logger.Info("purged expired rows", "rows", n)
+			}
+		}
+	}
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {

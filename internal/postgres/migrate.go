@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -109,4 +110,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return mapErr("migrate: unlock", err)
 	}
 	return nil
+}
+
+// closeConn closes c without letting an unreachable server stall the caller.
+func closeConn(c *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.Close(ctx)
 }

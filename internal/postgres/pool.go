@@ -3,28 +3,34 @@ package postgres
 import (
 	"context"
 	"errors"
-	"sync"
-	"time"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// pool is a small bounded pool of pgx connections. It exists only because the module
-// does not carry pgxpool's dependency (github.com/jackc/puddle/v2) in go.sum; it does
-// the least a pool must — bound the connections, reuse idle ones, and never hand out a
-// connection that is closed or left inside a transaction — and nothing clever. When
-// pgxpool becomes available, withConn maps onto (*pgxpool.Pool).AcquireFunc.
+// pool wraps pgxpool so the store's code sees one small surface: a connection of its
+// own for the length of fn. pgxpool bounds the connections, health-checks idle ones
+// (a replica survives a database restart without failing a request on a dead socket)
+// and never hands out a connection left inside a transaction.
 type pool struct {
-	cfg   *pgx.ConnConfig
-	slots chan struct{} // one token per open or opening connection
-
-	mu     sync.Mutex
-	idle   []*pgx.Conn
-	closed bool
+	cfg    *pgx.ConnConfig // for the migration's dedicated connection
+	p      *pgxpool.Pool
+	closed atomic.Bool
 }
 
-func newPool(cfg *pgx.ConnConfig, max int) *pool {
-	return &pool{cfg: cfg, slots: make(chan struct{}, max)}
+func newPool(url string, max int32) (*pool, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// The parse error may quote the URL, password included.
+		return nil, errors.New("postgres: the database URL is not valid")
+	}
+	pc.MaxConns = max
+	p, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		return nil, errors.New("postgres: cannot set up the connection pool")
+	}
+	return &pool{cfg: pc.ConnConfig, p: p}, nil
 }
 
 // errClosed is what every call on a closed store gets: an error, never an answer.
@@ -32,73 +38,15 @@ func errClosed() error { return errors.New("postgres: store is closed") }
 
 // withConn runs fn on a connection of its own.
 func (p *pool) withConn(ctx context.Context, fn func(*pgx.Conn) error) error {
-	c, err := p.acquire(ctx)
-	if err != nil {
-		return err
+	if p.closed.Load() {
+		return errClosed()
 	}
-	defer p.release(c)
-	return fn(c)
+	return p.p.AcquireFunc(ctx, func(c *pgxpool.Conn) error { return fn(c.Conn()) })
 }
 
-func (p *pool) acquire(ctx context.Context) (*pgx.Conn, error) {
-	select {
-	case p.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		<-p.slots
-		return nil, errClosed()
-	}
-	if n := len(p.idle); n > 0 {
-		c := p.idle[n-1]
-		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
-		return c, nil
-	}
-	p.mu.Unlock()
-	c, err := pgx.ConnectConfig(ctx, p.cfg)
-	if err != nil {
-		<-p.slots
-		return nil, err
-	}
-	return c, nil
-}
-
-// release returns c to the pool, or closes it when it is broken (pgx closes a
-// connection whose query was cancelled or hit a network error) or still inside a
-// transaction, so the next user never inherits a half-done transaction.
-func (p *pool) release(c *pgx.Conn) {
-	defer func() { <-p.slots }()
-	reusable := !c.IsClosed() && !c.PgConn().IsBusy() && c.PgConn().TxStatus() == 'I'
-	p.mu.Lock()
-	if reusable && !p.closed {
-		p.idle = append(p.idle, c)
-		p.mu.Unlock()
-		return
-	}
-	p.mu.Unlock()
-	closeConn(c)
-}
-
-// close closes the idle connections and makes every later acquire fail; connections
-// in use are closed as they are released.
+// close closes every connection; later calls fail with errClosed.
 func (p *pool) close() {
-	p.mu.Lock()
-	idle := p.idle
-	p.idle = nil
-	p.closed = true
-	p.mu.Unlock()
-	for _, c := range idle {
-		closeConn(c)
+	if p.closed.CompareAndSwap(false, true) {
+		p.p.Close()
 	}
-}
-
-// closeConn closes c without letting an unreachable server stall the caller.
-func closeConn(c *pgx.Conn) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = c.Close(ctx)
 }

@@ -36,12 +36,11 @@ var _ auth.Store = (*Store)(nil)
 // Open connects to the database at url (a postgres:// URL or key=value string) and
 // checks that it answers. Open does not migrate: call Migrate.
 func Open(ctx context.Context, url string) (*Store, error) {
-	cfg, err := pgx.ParseConfig(url)
+	p, err := newPool(url, maxConns)
 	if err != nil {
-		// The parse error may quote the URL, password included.
-		return nil, errors.New("postgres: the database URL is not valid")
+		return nil, err
 	}
-	s := &Store{pool: newPool(cfg, maxConns)}
+	s := &Store{pool: p}
 	if err := s.Ping(ctx); err != nil {
 		s.pool.close()
 		return nil, err

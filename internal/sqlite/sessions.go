@@ -90,6 +90,12 @@ func (s *Store) DeleteSessions(ctx context.Context, user auth.UserID, keep auth.
 // deleteSessions is DeleteSessions inside a wider transaction. Session ids start at 1,
 // so keep == 0 spares none.
 func deleteSessions(ctx context.Context, q execer, user auth.UserID, keep auth.SessionID) (int64, error) {
+	// Sign-ins half done (password right, second factor pending) end with the sessions:
+	// after a password change or reset, someone who knew the old password must not be
+	// able to finish one.
+	if _, err := q.ExecContext(ctx, `DELETE FROM pending_logins WHERE user_id = ?`, user); err != nil {
+		return 0, err
+	}
 	return rowsAffected(q.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id <> ?`, user, keep))
 }
 

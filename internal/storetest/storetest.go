@@ -105,6 +105,7 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"Outbox", testOutbox},
 		{"Tokens", testTokens},
 		{"TimeRoundTrip", testTimeRoundTrip},
+		{"Purge", testPurge},
 		{"Closed", testClosed},
 	}
 	for _, a := range areas {
@@ -688,8 +689,13 @@ func testChangePassword(t *testing.T, s auth.Store) {
 	keep := mustSession(t, s, alice.ID, "keep", t0())
 	mustSession(t, s, alice.ID, "other", t0())
 	bobs := mustSession(t, s, bob.ID, "bob", t0())
+	pending := &auth.PendingLogin{TokenHash: []byte("pending-alice"), UserID: alice.ID, CreatedAt: t0(), ExpiresAt: t0().Add(time.Hour)}
+	noErr(t, "CreatePendingLogin", s.CreatePendingLogin(ctx(t), pending))
 
 	noErr(t, "ChangePassword", s.ChangePassword(ctx(t), alice.ID, "new-hash", keep.ID))
+	if _, err := s.PendingLoginByTokenHash(ctx(t), pending.TokenHash); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("pending login after ChangePassword: err = %v, want ErrNotFound", err)
+	}
 	u, _ := s.UserByID(ctx(t), alice.ID)
 	if u.PasswordHash != "new-hash" {
 		t.Fatalf("password hash = %q, want new-hash", u.PasswordHash)
@@ -966,6 +972,48 @@ func testClosed(t *testing.T, s auth.Store) {
 		// "Not found" from a closed database would read as a definite answer.
 		if errors.Is(err, auth.ErrNotFound) || errors.Is(err, auth.ErrConflict) {
 			t.Errorf("%s on a closed store = %v, want a plain failure", c.name, err)
+		}
+	}
+}
+
+func testPurge(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	live := mustSession(t, s, alice.ID, "live", at(29*24*time.Hour))
+	mustSession(t, s, alice.ID, "absolute", t0())       // expires at t0+30d
+	mustSession(t, s, alice.ID, "idle", at(-time.Hour)) // last seen long ago
+	noErr(t, "CreatePendingLogin", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{TokenHash: hash("p-old"), UserID: alice.ID, CreatedAt: t0(), ExpiresAt: at(time.Minute)}))
+	noErr(t, "CreatePendingLogin", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{TokenHash: hash("p-new"), UserID: alice.ID, CreatedAt: t0(), ExpiresAt: at(31 * 24 * time.Hour)}))
+	noErr(t, "CreatePasswordReset", s.CreatePasswordReset(ctx(t), &auth.PasswordReset{TokenHash: hash("r-old"), UserID: alice.ID, CreatedAt: t0(), ExpiresAt: at(time.Hour)}))
+	save := func(scope, key string, st auth.AttemptState) {
+		t.Helper()
+		if won, err := s.SaveAttempt(ctx(t), auth.AttemptKey{Scope: scope, Key: key}, auth.AttemptState{}, st); err != nil || !won {
+			t.Fatalf("SaveAttempt(%s/%s) = %v, %v", scope, key, won, err)
+		}
+	}
+	save("pw-ip", "stale", auth.AttemptState{Failures: 3, UpdatedAt: t0()})
+	save("pw-ip", "locked", auth.AttemptState{Failures: 9, LockedUntil: at(40 * 24 * time.Hour), UpdatedAt: t0()})
+	save("pw-ip", "recent", auth.AttemptState{Failures: 1, UpdatedAt: at(30 * 24 * time.Hour)})
+	save("mfa", "1", auth.AttemptState{Failures: 4, UpdatedAt: t0()})
+
+	now := at(30*24*time.Hour + time.Minute)
+	n, err := s.Purge(ctx(t), auth.PurgeBefore{Now: now, IdleBefore: at(0), StaleAttemptsBefore: at(24 * time.Hour), AttemptScopes: []string{"pw-ip"}})
+	noErr(t, "Purge", err)
+	// absolute + idle sessions, p-old, r-old, pw-ip/stale.
+	if n != 5 {
+		t.Fatalf("Purge removed %d rows, want 5", n)
+	}
+	if ids := sessionIDs(t, s, alice.ID); !equalIDs(ids, []auth.SessionID{live.ID}) {
+		t.Fatalf("sessions after Purge = %v, want only the live one", ids)
+	}
+	if _, err := s.PendingLoginByTokenHash(ctx(t), hash("p-new")); err != nil {
+		t.Fatalf("Purge removed an unexpired pending login: %v", err)
+	}
+	for key, want := range map[auth.AttemptKey]int{{Scope: "pw-ip", Key: "stale"}: 0, {Scope: "pw-ip", Key: "locked"}: 9,
+		{Scope: "pw-ip", Key: "recent"}: 1, {Scope: "mfa", Key: "1"}: 4} {
+		st, err := s.Attempt(ctx(t), key)
+		noErr(t, "Attempt", err)
+		if st.Failures != want {
+			t.Errorf("after Purge %v has %d failures, want %d", key, st.Failures, want)
 		}
 	}
 }

@@ -1,0 +1,38 @@
+package sqlite
+
+import (
+	"context"
+
+	"github.com/latchkey/latchkey/internal/auth"
+)
+
+// Purge deletes rows that can never be used again (see auth.Store.Purge). Each
+// statement commits on its own: a purge cut short leaves nothing half done.
+func (s *Store) Purge(ctx context.Context, p auth.PurgeBefore) (int64, error) {
+	now := micros(p.Now)
+	stmts := []struct {
+		query string
+		args  []any
+	}{
+		{`DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?`, []any{now, micros(p.IdleBefore)}},
+		{`DELETE FROM pending_logins WHERE expires_at <= ?`, []any{now}},
+		{`DELETE FROM totp_pending WHERE expires_at <= ?`, []any{now}},
+		{`DELETE FROM password_resets WHERE expires_at <= ? OR used_at IS NOT NULL`, []any{now}},
+	}
+	for _, scope := range p.AttemptScopes {
+		stmts = append(stmts, struct {
+			query string
+			args  []any
+		}{`DELETE FROM attempts WHERE scope = ? AND updated_at <= ? AND (locked_until IS NULL OR locked_until <= ?)`,
+			[]any{scope, micros(p.StaleAttemptsBefore), now}})
+	}
+	var total int64
+	for _, st := range stmts {
+		n, err := s.exec(ctx, st.query, st.args...)
+		if err != nil {
+			return total, mapErr("purge", err)
+		}
+		total += n
+	}
+	return total, nil
+}
