@@ -612,3 +612,40 @@ func TestBrowserFormProtection(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserTooManyAttempts checks the code page's answer to a locked account: the
+// sixth wrong code in a row gets "Too many attempts" with the wait and Retry-After.
+func TestBrowserTooManyAttempts(t *testing.T) {
+	requireTool(t, "oathtool")
+	s := startServer(t, testConfig(t, "sqlite:"+filepath.Join(t.TempDir(), "lk.db")), nil)
+	s.signup(t, "carol", "carol@example.com")
+	s.enrol(t, s.login(t, "carol"))
+
+	c := jarClient(t)
+	tok := formToken(t, c, s, "/login")
+	resp := postForm(t, c, s, "/login", url.Values{"csrf_token": {tok}, "login": {"carol"}, "password": {testPassword}}, nil)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != 303 || loc != "/login/mfa" {
+		t.Fatalf("password step = %d %q, want 303 /login/mfa", resp.StatusCode, loc)
+	}
+	for i := range 6 {
+		req, _ := http.NewRequest("POST", s.URL+"/login/mfa", strings.NewReader(url.Values{"csrf_token": {tok}, "code": {"000000"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := http.StatusUnauthorized
+		if i == 5 {
+			want = http.StatusTooManyRequests
+		}
+		if resp.StatusCode != want {
+			t.Fatalf("wrong code %d: status %d, want %d", i+1, resp.StatusCode, want)
+		}
+		if i == 5 && (!strings.Contains(string(body), "Too many attempts") || !strings.Contains(string(body), "Try again in 30 seconds") ||
+			resp.Header.Get("Retry-After") != "30") {
+			t.Fatalf("locked page: Retry-After %q, body %s", resp.Header.Get("Retry-After"), body)
+		}
+	}
+}
