@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestKillDuringRegeneration kills the server process (SIGKILL) while it regenerates
+// recovery codes, again and again, and checks after each restart that exactly one set
+// is valid: every old code works or none does, and the count is always 16 codes.
+func TestKillDuringRegeneration(t *testing.T) {
+	requireTool(t, "oathtool")
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		dir := t.TempDir()
+		env := []string{"LATCHKEY_DATABASE_URL=" + dbURL, "LATCHKEY_SECRET_KEY_FILE=" + filepath.Join(dir, "secret.key"),
+			"LATCHKEY_ARGON2_MEMORY=8192", "LATCHKEY_ARGON2_TIME=1", "LATCHKEY_MFA_MAX_FAILURES=1000"}
+		p := startProcess(t, env)
+		s := p.server()
+		s.Clock.now = time.Now() // the process runs on the real clock
+		s.signup(t, "zoe", "zoe@example.com")
+		tok := s.login(t, "zoe")
+		_, codes := s.enrol(t, tok)
+
+		outcomes := map[string]int{}
+		for iter := 0; iter < 12; iter++ {
+			// Spend one code of the known set first, so the two sets show different counts.
+			s.mfa(t, s.pending(t, "zoe"), "recovery_code", codes[0]).want(t, 200)
+			go func() {
+				req, _ := http.NewRequest("POST", s.URL+"/api/v1/mfa/recovery-codes/regenerate", nil)
+				req.Header.Set("Authorization", "Bearer "+tok)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}()
+			time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+			p.cmd.Process.Kill()
+			<-p.done
+
+			p = startProcess(t, env)
+			s = p.server()
+			n := s.call(t, "GET", "/api/v1/mfa/recovery-codes", tok, nil).want(t, 200)
+			total, remaining := n.Body["total"], n.Body["remaining"]
+			if total != 16.0 {
+				t.Fatalf("iteration %d: total = %v, want 16 (exactly one set)", iter, total)
+			}
+			valid := 0
+			for _, c := range codes[1:] {
+				if s.mfa(t, s.pending(t, "zoe"), "recovery_code", c).Status == 200 {
+					valid++
+				}
+			}
+			switch {
+			case valid == 15 && remaining == 15.0:
+				outcomes["old set kept"]++
+			case valid == 0 && remaining == 16.0:
+				outcomes["new set committed"]++
+			default:
+				t.Fatalf("iteration %d: %d of the 15 unused old codes work and remaining = %v: a mixed state", iter, valid, remaining)
+			}
+			// A known set for the next round (the session survives restarts).
+			r := s.call(t, "POST", "/api/v1/mfa/recovery-codes/regenerate", tok, nil).want(t, 200)
+			codes = codes[:0]
+			for _, c := range r.Body["recovery_codes"].([]any) {
+				codes = append(codes, c.(string))
+			}
+		}
+		t.Logf("outcomes: %v", outcomes)
+		if strings.Contains(p.stderr.String(), "panic") {
+			t.Fatalf("the server panicked: %s", p.stderr.String())
+		}
+	})
+}
