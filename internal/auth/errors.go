@@ -113,3 +113,23 @@ func InvalidInput(fields map[string]string) *Error {
 	}
 	return &Error{Kind: KindInvalidInput, Code: "invalid_input", Message: msg, Fields: fields}
 }
+
+// Errors of SSH keys and recovery requests.
+var (
+	ErrDuplicateSSHKey = &Error{Kind: KindConflict, Code: "duplicate_ssh_key",
+		Message: "That SSH key is already registered.", Fields: map[string]string{"public_key": "is already registered"}}
+	// ErrVerificationFailed is the one answer to every failed recovery verification:
+	// wrong key, wrong namespace, wrong bytes, unknown request, expired, used. The
+	// precise reason goes to the log and the security log only.
+	ErrVerificationFailed = E(KindInvalidInput, "verification_failed", "The recovery request could not be verified.")
+	ErrNotVerified        = E(KindConflict, "not_verified", "Only a verified recovery request can be approved.")
+	ErrRecoveryNotFound   = E(KindNotFound, "not_found", "No such recovery request.")
+)
+
+// RecoveryClosedError is the answer once five failed verifications have closed a request:
+// nothing reopens it, so the client is told to open a new one after the wait.
+func RecoveryClosedError(retryAfter time.Duration) *Error {
+	e := RateLimited(retryAfter)
+	e.Message = "Too many failed verifications; this recovery request is closed. Open a new one later."
+	return e
+}

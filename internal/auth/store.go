@@ -135,6 +135,53 @@ type Store interface {
 	// attempt counters of AttemptScopes not updated since StaleAttemptsBefore whose
 	// lock has ended. Second-factor counters are never listed: only a success resets them.
 	Purge(ctx context.Context, p PurgeBefore) (int64, error)
+
+	// CreateSSHKey inserts k and sets k.ID. Fingerprints are unique across every
+	// account: ConflictError{"ssh_key"}.
+	CreateSSHKey(ctx context.Context, k *SSHKey) error
+	// ListSSHKeys returns the user's keys, newest first.
+	ListSSHKeys(ctx context.Context, user UserID) ([]SSHKey, error)
+	// DeleteSSHKey deletes the user's key; ErrNotFound when it is not theirs.
+	DeleteSSHKey(ctx context.Context, user UserID, id SSHKeyID) error
+	// TouchSSHKey sets last_used_at.
+	TouchSSHKey(ctx context.Context, id SSHKeyID, at time.Time) error
+
+	// OpenRecoveryRequest inserts r unless a limit is reached, in one transaction
+	// serialised against every other OpenRecoveryRequest (on every replica): it counts
+	// the requests created at or after lim.Since with r's Subject and with r's IP, and
+	// when either count has reached its limit inserts nothing and returns false and the
+	// creation time of the oldest request counted against that limit.
+	OpenRecoveryRequest(ctx context.Context, r *RecoveryRequest, lim RecoveryLimit) (bool, time.Time, error)
+	// RecoveryRequest returns the request (decoys included) or ErrNotFound.
+	RecoveryRequest(ctx context.Context, id RecoveryRequestID) (*RecoveryRequest, error)
+	// ListRecoveryRequests returns the requests of real accounts (never decoys) with
+	// this stored status ("": any), newest first, at most limit.
+	ListRecoveryRequests(ctx context.Context, status string, limit int) ([]RecoveryRequest, error)
+	// CountRecoveryAttempt counts one verification attempt before it is checked, in
+	// its own committed write: failures+1 only where the request is pending, unexpired
+	// at now and has fewer than max failures. It reports whether it counted.
+	CountRecoveryAttempt(ctx context.Context, id RecoveryRequestID, max int, now time.Time) (bool, error)
+	// VerifyRecoveryRequest marks the request verified with one conditional update —
+	// status pending, unexpired at now, failures <= max counting the caller's own
+	// counted attempt — which it takes back (failures-1). It reports whether it won:
+	// of any number of racing verifications, exactly one does.
+	VerifyRecoveryRequest(ctx context.Context, id RecoveryRequestID, ev RecoveryEvidence, max int, now time.Time) (bool, error)
+	// SetRecoveryStatus moves the request from one of from to status to, recording at
+	// as DecidedAt and reason, and reports whether it did.
+	SetRecoveryStatus(ctx context.Context, id RecoveryRequestID, from []string, to string, at time.Time, reason string) (bool, error)
+	// CancelRecoveryRequest cancels the pending or verified request whose cancel
+	// token hashes to hash, and returns it; ErrNotFound when there is none.
+	CancelRecoveryRequest(ctx context.Context, hash []byte, now time.Time) (*RecoveryRequest, error)
+	// ApproveRecoveryRequest, in one transaction: moves the verified request to
+	// approved (ErrNotFound, changing nothing, when it is not verified), closes the
+	// account's other pending and verified requests, deletes the TOTP credential, the
+	// pending setup and the recovery codes, every session and pending login, and
+	// stores reset (its UserID set to the request's account). The password stays.
+	ApproveRecoveryRequest(ctx context.Context, id RecoveryRequestID, reason string, now time.Time, reset *PasswordReset) (UserID, error)
+	// MarkRecoveryReminder sets reminders = n where the request is verified and fewer
+	// than n reminders were recorded, and reports whether it did: each reminder is
+	// sent once, whichever replica gets there first.
+	MarkRecoveryReminder(ctx context.Context, id RecoveryRequestID, n int) (bool, error)
 }
 
 // PurgeBefore says what Purge may delete.

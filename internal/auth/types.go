@@ -145,3 +145,83 @@ func sortedKeys(m map[string]string) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// SSHKey is an SSH public key registered on an account as a recovery factor.
+type SSHKey struct {
+	ID          SSHKeyID
+	UserID      UserID
+	Title       string
+	PublicKey   string // authorized_keys form without the comment: "ssh-ed25519 AAAA…"
+	Fingerprint string // "SHA256:…", exactly as `ssh-keygen -lf` prints it
+	CreatedAt   time.Time
+	LastUsedAt  time.Time // zero: never used for recovery
+}
+
+// RecoveryRequestID names a recovery request: 128 random bits in hex, so that it is
+// unguessable and a request can only be verified by whoever opened it.
+type RecoveryRequestID string
+
+// Recovery request statuses. A request starts pending; its first successful
+// verification makes it verified; an operator (or the auto-approval) then approves or
+// denies it. The owner's cancel link makes it cancelled; five failed verifications, or
+// the approval of another request of the account, make it closed. A pending request
+// past its ExpiresAt is shown as expired but keeps the stored status pending.
+const (
+	RecoveryPending   = "pending"
+	RecoveryVerified  = "verified"
+	RecoveryApproved  = "approved"
+	RecoveryDenied    = "denied"
+	RecoveryCancelled = "cancelled"
+	RecoveryClosed    = "closed"
+	RecoveryExpired   = "expired" // shown only; never stored
+)
+
+// RecoveryRequest is one "lost everything" request. Decoys, opened for logins that
+// name no account, have UserID 0 so that their verification fails like a wrong
+// signature.
+type RecoveryRequest struct {
+	ID         RecoveryRequestID
+	UserID     UserID // 0: a decoy for an unknown login
+	Subject    string // what the per-account limit counts: "user:<id>", or "login:<fold>" for decoys
+	Status     string
+	Challenge  string // the exact ASCII bytes to sign
+	CancelHash []byte // SHA-256 of the emailed cancel token
+	Failures   int    // verification attempts counted and not (yet) successful
+	CreatedAt  time.Time
+	ExpiresAt  time.Time // end of the verification window
+	IP         string
+	UserAgent  string
+
+	// Evidence, set by the successful verification.
+	Method         string    // "ssh_key" or "personal_access_token"
+	KeyFingerprint string    // the SSH key that signed
+	KeyCreatedAt   time.Time // when that key (or token) was registered: its age is evidence
+	TokenName      string    // the personal access token shown
+	VerifiedAt     time.Time
+
+	DecidedAt   time.Time // approved, denied or closed
+	Reason      string    // the operator's reason, or why the request was closed
+	CancelledAt time.Time // the owner used the emailed cancel link
+	Reminders   int       // auto-approval reminders sent after verification
+}
+
+// RecoveryEvidence is what a successful verification records on the request.
+type RecoveryEvidence struct {
+	Method         string
+	KeyFingerprint string
+	KeyCreatedAt   time.Time
+	TokenName      string
+	VerifiedAt     time.Time
+}
+
+// RecoveryLimit bounds how many requests may be opened: at most PerSubject per
+// account and PerIP per client IP among those created at or after Since.
+type RecoveryLimit struct {
+	Since      time.Time
+	PerSubject int
+	PerIP      int
+}
+
+// RecoveryRetention is how long an expired, never verified recovery request is kept
+// (for the operator's view and the security record) before Purge deletes it.
+const RecoveryRetention = 24 * time.Hour
