@@ -162,6 +162,7 @@ func (a *App) purgeLoop(ctx context.Context) {
 			} else if n > 0 {
 				a.Logger.Info("purged expired rows", "rows", n)
 			}
+			a.autoApproveRecovery(ctx)
 		}
 	}
 }

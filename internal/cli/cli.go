@@ -29,6 +29,9 @@ Usage:
   latchkey admin grant-admin USER
   latchkey admin reset-mfa --reason TEXT USER
   latchkey admin outbox               mail that was not sent through SMTP
+  latchkey admin recovery list [--status S]
+  latchkey admin recovery approve --reason TEXT ID
+  latchkey admin recovery deny --reason TEXT ID
 
 Every flag also reads LATCHKEY_<FLAG> (e.g. --database-url ↔ LATCHKEY_DATABASE_URL);
 flags win. 'latchkey serve -h' lists them all.
@@ -217,6 +220,8 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdin
 			}
 			return nil
 		})
+	case "recovery":
+		return adminRecovery(ctx, args, getenv, stdout, stderr)
 	case "outbox":
 		return withApp(ctx, "admin outbox", args, getenv, stderr, nil, func(app *App, rest []string) error {
 			msgs, err := app.Service.Outbox(ctx)

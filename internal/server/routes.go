@@ -34,7 +34,24 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/sessions", a.Authed(a.Sessions))
 	mux.Handle("DELETE /api/v1/sessions/{id}", a.Authed(a.RevokeSession))
 	mux.Handle("GET /api/v1/security-log", a.Authed(a.SecurityLog))
+	s.recoveryRoutes(mux)
 
 	// Anything else under /api/ answers in JSON, not with an HTML 404.
 	mux.Handle("/api/", a.Serve(a.NotFound))
+}
+
+// recoveryRoutes lists the routes of SSH keys and recovery requests (issue 5).
+func (s *Server) recoveryRoutes(mux *http.ServeMux) {
+	a := s.api
+	mux.Handle("GET /api/v1/ssh-keys", a.Authed(a.SSHKeys))
+	mux.Handle("POST /api/v1/ssh-keys", a.Authed(a.AddSSHKey))
+	mux.Handle("DELETE /api/v1/ssh-keys/{id}", a.Authed(a.DeleteSSHKey))
+
+	mux.Handle("POST /api/v1/recovery", a.Serve(a.OpenRecovery))
+	mux.Handle("POST /api/v1/recovery/cancel", a.Serve(a.CancelRecovery))
+	mux.Handle("POST /api/v1/recovery/{id}/verify", a.Serve(a.VerifyRecovery))
+
+	mux.Handle("GET /api/v1/admin/recovery-requests", a.Authed(a.AdminRecoveryRequests))
+	mux.Handle("POST /api/v1/admin/recovery-requests/{id}/approve", a.Authed(a.ApproveRecovery))
+	mux.Handle("POST /api/v1/admin/recovery-requests/{id}/deny", a.Authed(a.DenyRecovery))
 }
