@@ -178,7 +178,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	if c.LogLevel, err = parseLevel(logLevel); err != nil {
 		return c, nil, err
 	}
-	if c.TrustedProxies, err = parsePrefixes(trusted); err != nil {
+	if c.TrustedProxies, err = ParseTrustedProxies(trusted); err != nil {
 		return c, nil, err
 	}
 	if c.ArgonMemory, err = parseUint32("argon2-memory", argonMem); err != nil {
@@ -346,7 +346,8 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-func parsePrefixes(s string) ([]netip.Prefix, error) {
+// ParseTrustedProxies reads a comma-separated list of IPs and CIDRs.
+func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)

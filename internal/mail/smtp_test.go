@@ -2,163 +2,24 @@ package mail
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"log"
-	"math/big"
 	"mime"
 	"net"
 	"net/mail"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
+	"github.com/latchkey/latchkey/internal/mail/smtptest"
 )
 
-// received is one message as the test server saw it.
-type received struct {
-	from, to string
-	data     string
-	user     string
-	tls      bool
-}
-
-// backend records every delivered message; it is the real go-smtp server's
-// backend, not a stand-in for our own code.
-type backend struct {
-	user, pass string
-
-	mu   sync.Mutex
-	msgs []received
-}
-
-func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	return &session{b: b, conn: c}, nil
-}
-
-func (b *backend) messages() []received {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]received(nil), b.msgs...)
-}
-
-type session struct {
-	b    *backend
-	conn *smtp.Conn
-	cur  received
-}
-
-func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
-
-func (s *session) Auth(mech string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(identity, username, password string) error {
-		if username != s.b.user || password != s.b.pass || s.b.user == "" {
-			return smtp.ErrAuthFailed
-		}
-		s.cur.user = username
-		return nil
-	}), nil
-}
-
-func (s *session) Mail(from string, _ *smtp.MailOptions) error {
-	if s.b.user != "" && s.cur.user == "" {
-		return smtp.ErrAuthRequired
-	}
-	s.cur.from = from
-	return nil
-}
-
-func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error { s.cur.to = to; return nil }
-
-func (s *session) Data(r io.Reader) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.cur.data = string(data)
-	// The connection's TLS state is current here, after any STARTTLS.
-	_, s.cur.tls = s.conn.TLSConnectionState()
-	s.b.mu.Lock()
-	s.b.msgs = append(s.b.msgs, s.cur)
-	s.b.mu.Unlock()
-	return nil
-}
-
-func (s *session) Reset()        {}
-func (s *session) Logout() error { return nil }
-
-// serverOptions choose how the test server listens.
-type serverOptions struct {
-	user, pass string
-	startTLS   bool // offer STARTTLS
-	implicit   bool // TLS from the first byte
-}
-
-// startServer runs a real SMTP server on 127.0.0.1:0 and returns its
-// address, its backend and a client TLS config trusting its certificate.
-func startServer(t *testing.T, opts serverOptions) (string, *backend, *tls.Config) {
+// startServer runs the shared test SMTP server.
+func startServer(t *testing.T, opts smtptest.Options) (string, *smtptest.Server, *tls.Config) {
 	t.Helper()
-	be := &backend{user: opts.user, pass: opts.pass}
-	srv := smtp.NewServer(be)
-	srv.Domain = "localhost"
-	srv.AllowInsecureAuth = true
-	srv.ErrorLog = log.New(io.Discard, "", 0)
-	serverTLS, clientTLS := selfSigned(t)
-	if opts.startTLS {
-		srv.TLSConfig = serverTLS
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if opts.implicit {
-		ln = tls.NewListener(ln, serverTLS)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String(), be, clientTLS
-}
-
-// selfSigned makes a certificate for 127.0.0.1 and a client config that
-// trusts only it.
-func selfSigned(t *testing.T) (server, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "latchkey test"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
-	client = &tls.Config{RootCAs: pool}
-	return server, client
+	srv := smtptest.Start(t, opts)
+	return srv.Addr, srv, srv.ClientTLS
 }
 
 func newSMTP(t *testing.T, rawURL string, clientTLS *tls.Config) *SMTP {
@@ -184,23 +45,23 @@ func parseMessage(t *testing.T, data string) *mail.Message {
 func TestSend(t *testing.T) {
 	tests := []struct {
 		name    string
-		opts    serverOptions
+		opts    smtptest.Options
 		url     func(addr string) string
 		wantTLS bool
 		wantErr string
 	}{
-		{"plain", serverOptions{}, func(a string) string { return "smtp://" + a }, false, ""},
-		{"auth plain right", serverOptions{user: "u", pass: "p@ss:w/rd"},
+		{"plain", smtptest.Options{}, func(a string) string { return "smtp://" + a }, false, ""},
+		{"auth plain right", smtptest.Options{User: "u", Pass: "p@ss:w/rd"},
 			func(a string) string { return "smtp://u:p%40ss%3Aw%2Frd@" + a }, false, ""},
-		{"auth plain wrong", serverOptions{user: "u", pass: "right"},
+		{"auth plain wrong", smtptest.Options{User: "u", Pass: "right"},
 			func(a string) string { return "smtp://u:wrong@" + a }, false, "authenticate"},
-		{"starttls when offered", serverOptions{startTLS: true}, func(a string) string { return "smtp://" + a }, true, ""},
-		{"starttls with auth", serverOptions{user: "u", pass: "p", startTLS: true},
+		{"starttls when offered", smtptest.Options{StartTLS: true}, func(a string) string { return "smtp://" + a }, true, ""},
+		{"starttls with auth", smtptest.Options{User: "u", Pass: "p", StartTLS: true},
 			func(a string) string { return "smtp://u:p@" + a }, true, ""},
-		{"smtps implicit tls", serverOptions{implicit: true}, func(a string) string { return "smtps://" + a }, true, ""},
-		{"smtps with auth", serverOptions{user: "u", pass: "p", implicit: true},
+		{"smtps implicit tls", smtptest.Options{Implicit: true}, func(a string) string { return "smtps://" + a }, true, ""},
+		{"smtps with auth", smtptest.Options{User: "u", Pass: "p", Implicit: true},
 			func(a string) string { return "smtps://u:p@" + a }, true, ""},
-		{"smtps to a plain server", serverOptions{}, func(a string) string { return "smtps://" + a }, false, "send mail"},
+		{"smtps to a plain server", smtptest.Options{}, func(a string) string { return "smtps://" + a }, false, "send mail"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -216,7 +77,7 @@ func TestSend(t *testing.T) {
 				if strings.Contains(err.Error(), "wrong") {
 					t.Errorf("Send() = %q, which contains the password", err)
 				}
-				if got := len(be.messages()); got != 0 {
+				if got := len(be.Messages()); got != 0 {
 					t.Errorf("server received %d messages, want 0", got)
 				}
 				return
@@ -224,21 +85,21 @@ func TestSend(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Send() = %v, want nil", err)
 			}
-			msgs := be.messages()
+			msgs := be.Messages()
 			if len(msgs) != 1 {
 				t.Fatalf("server received %d messages, want 1", len(msgs))
 			}
 			got := msgs[0]
-			if got.from != "noreply@example.com" || got.to != "alice@example.org" {
-				t.Errorf("envelope = %q -> %q, want noreply@example.com -> alice@example.org", got.from, got.to)
+			if got.From != "noreply@example.com" || got.To != "alice@example.org" {
+				t.Errorf("envelope = %q -> %q, want noreply@example.com -> alice@example.org", got.From, got.To)
 			}
-			if got.tls != tt.wantTLS {
-				t.Errorf("delivered over TLS = %v, want %v", got.tls, tt.wantTLS)
+			if got.TLS != tt.wantTLS {
+				t.Errorf("delivered over TLS = %v, want %v", got.TLS, tt.wantTLS)
 			}
-			if tt.opts.user != "" && got.user != tt.opts.user {
-				t.Errorf("authenticated as %q, want %q", got.user, tt.opts.user)
+			if tt.opts.User != "" && got.User != tt.opts.User {
+				t.Errorf("authenticated as %q, want %q", got.User, tt.opts.User)
 			}
-			m := parseMessage(t, got.data)
+			m := parseMessage(t, got.Data)
 			body, _ := io.ReadAll(m.Body)
 			if !strings.Contains(string(body), "Line one\r\nLine two") {
 				t.Errorf("body = %q, want the two lines with CRLF", body)
@@ -248,7 +109,7 @@ func TestSend(t *testing.T) {
 }
 
 func TestSendHeaders(t *testing.T) {
-	addr, be, _ := startServer(t, serverOptions{})
+	addr, be, _ := startServer(t, smtptest.Options{})
 	s := newSMTP(t, "smtp://"+addr, nil)
 	msg := Message{
 		To:      "Zoë <zoe@example.org>",
@@ -258,11 +119,11 @@ func TestSendHeaders(t *testing.T) {
 	if err := s.Send(t.Context(), msg); err != nil {
 		t.Fatalf("Send() = %v", err)
 	}
-	msgs := be.messages()
+	msgs := be.Messages()
 	if len(msgs) != 1 {
 		t.Fatalf("server received %d messages, want 1", len(msgs))
 	}
-	raw := msgs[0].data
+	raw := msgs[0].Data
 	for _, line := range strings.Split(raw, "\r\n") {
 		if len(line) > 78 {
 			t.Errorf("line of %d bytes, want at most 78: %q", len(line), line)
@@ -302,7 +163,7 @@ func TestSendHeaders(t *testing.T) {
 }
 
 func TestSendRefusesHeaderInjection(t *testing.T) {
-	addr, be, _ := startServer(t, serverOptions{})
+	addr, be, _ := startServer(t, smtptest.Options{})
 	s := newSMTP(t, "smtp://"+addr, nil)
 	tests := []struct {
 		name string
@@ -324,7 +185,7 @@ func TestSendRefusesHeaderInjection(t *testing.T) {
 			}
 		})
 	}
-	if got := len(be.messages()); got != 0 {
+	if got := len(be.Messages()); got != 0 {
 		t.Errorf("server received %d messages, want 0", got)
 	}
 }
