@@ -1,0 +1,109 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, rest, err := Load("serve", nil, env(nil), io.Discard, nil)
+	if err != nil || len(rest) != 0 {
+		t.Fatalf("Load() = %v, %v", rest, err)
+	}
+	if c.Addr != "127.0.0.1:8080" || c.DatabaseURL != "sqlite:latchkey-data/latchkey.db" || c.SecretKeyFile != "latchkey-data/secret.key" ||
+		c.SiteName != "Latchkey" || c.PublicURL != "http://127.0.0.1:8080" || c.SMTPURL != "" || c.TOTPWindow != 1 ||
+		c.MFAMaxFailures != 5 || c.MFALock != 30*time.Second || c.MFAMaxLock != 15*time.Minute || c.ReauthWindow != 10*time.Minute ||
+		c.SessionIdle != 7*24*time.Hour || c.SessionMax != 30*24*time.Hour || c.ArgonMemory != 19456 || c.ArgonTime != 2 || c.ArgonThreads != 1 {
+		t.Fatalf("defaults = %+v", c)
+	}
+	if c.SecureCookies() {
+		t.Error("http public-url must not make cookies Secure")
+	}
+	if c.MailFrom != "no-reply@127.0.0.1" {
+		t.Errorf("MailFrom = %q", c.MailFrom)
+	}
+}
+
+func TestFlagsWinOverEnvironment(t *testing.T) {
+	e := env(map[string]string{"LATCHKEY_ADDR": "0.0.0.0:9000", "LATCHKEY_SITE_NAME": "From Env", "LATCHKEY_PUBLIC_URL": "https://id.example.com/"})
+	c, _, err := Load("serve", []string{"--site-name", "From Flag"}, e, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "0.0.0.0:9000" || c.SiteName != "From Flag" || c.PublicURL != "https://id.example.com" || !c.SecureCookies() {
+		t.Fatalf("Load = addr %q site %q url %q", c.Addr, c.SiteName, c.PublicURL)
+	}
+}
+
+func TestPositionalThenFlags(t *testing.T) {
+	var reason string
+	_, rest, err := Load("admin reset-mfa", []string{"alice", "--reason", "lost phone"}, env(nil), io.Discard,
+		func(fs *flag.FlagSet) { fs.StringVar(&reason, "reason", "", "") })
+	if err != nil || fmt.Sprint(rest) != "[alice]" || reason != "lost phone" {
+		t.Fatalf("Load = %v, %v, reason %q", rest, err, reason)
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"addr", []string{"--addr", "nope"}, nil, "addr"},
+		{"database scheme", []string{"--database-url", "mysql://x"}, nil, "database-url"},
+		{"empty sqlite path", []string{"--database-url", "sqlite:"}, nil, "database-url"},
+		{"public url", []string{"--public-url", "ftp://x"}, nil, "public-url"},
+		{"smtp scheme", []string{"--smtp-url", "http://x"}, nil, "smtp-url"},
+		{"totp window", []string{"--totp-window", "3"}, nil, "totp-window"},
+		{"failures", []string{"--mfa-max-failures", "0"}, nil, "mfa-max-failures"},
+		{"lock order", []string{"--mfa-lock", "1h", "--mfa-max-lock", "1m"}, nil, "longest lock"},
+		{"negative duration", []string{"--session-idle", "-1h"}, nil, "session-idle"},
+		{"argon memory", []string{"--argon2-memory", "1"}, nil, "argon2-memory"},
+		{"argon threads", []string{"--argon2-threads", "0"}, nil, "argon2-threads"},
+		{"proxies", []string{"--trusted-proxies", "10.0.0.0/99"}, nil, "trusted-proxies"},
+		{"log level", []string{"--log-level", "loud"}, nil, "log-level"},
+		{"bad env value", nil, map[string]string{"LATCHKEY_TOTP_WINDOW": "many"}, "LATCHKEY_TOTP_WINDOW"},
+		{"unknown flag", []string{"--nope"}, nil, "nope"},
+		{"body cap", []string{"--max-body-bytes", "10"}, nil, "max-body-bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Load("serve", tt.args, env(tt.env), io.Discard, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("Load(%v) = %v, want one line mentioning %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLogAttrsRedact(t *testing.T) {
+	c, _, err := Load("serve", []string{"--smtp-url", "smtp://u:hunter2@mail.example:587",
+		"--database-url", "postgres://lk:dbpass@db:5432/lk?password=qpass", "--secret-key", "c2VjcmV0"}, env(nil), io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := fmt.Sprint(c.LogAttrs()...)
+	for _, secret := range []string{"hunter2", "dbpass", "qpass", "c2VjcmV0"} {
+		if strings.Contains(line, secret) {
+			t.Errorf("LogAttrs shows %q: %s", secret, line)
+		}
+	}
+	if !strings.Contains(line, "mail.example") || !strings.Contains(line, "LATCHKEY_SECRET_KEY") {
+		t.Errorf("LogAttrs lost the non-secret parts: %s", line)
+	}
+}
+
+func TestParseTrustedProxies(t *testing.T) {
+	got, err := ParseTrustedProxies(" 10.0.0.0/8, 192.0.2.7 ,::1")
+	if err != nil || fmt.Sprint(got) != "[10.0.0.0/8 192.0.2.7/32 ::1/128]" {
+		t.Fatalf("ParseTrustedProxies = %v, %v", got, err)
+	}
+}
