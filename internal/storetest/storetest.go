@@ -107,6 +107,11 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"TimeRoundTrip", testTimeRoundTrip},
 		{"Purge", testPurge},
 		{"Closed", testClosed},
+		{"SSHKeys", testSSHKeys},
+		{"RecoveryOpen", testRecoveryOpen},
+		{"RecoveryVerify", testRecoveryVerify},
+		{"RecoveryApprove", testRecoveryApprove},
+		{"RecoveryPurge", testRecoveryPurge},
 	}
 	for _, a := range areas {
 		t.Run(a.name, func(t *testing.T) {
@@ -1014,6 +1019,255 @@ func testPurge(t *testing.T, s auth.Store) {
 		noErr(t, "Attempt", err)
 		if st.Failures != want {
 			t.Errorf("after Purge %v has %d failures, want %d", key, st.Failures, want)
+		}
+	}
+}
+
+func testSSHKeys(t *testing.T, s auth.Store) {
+	alice, bob := mustUser(t, s, "alice"), mustUser(t, s, "bob")
+	k := &auth.SSHKey{UserID: alice.ID, Title: "laptop", PublicKey: "ssh-ed25519 AAAA1", Fingerprint: "SHA256:one", CreatedAt: t0()}
+	noErr(t, "CreateSSHKey", s.CreateSSHKey(ctx(t), k))
+	if k.ID == 0 {
+		t.Fatal("CreateSSHKey did not set the id")
+	}
+	// A fingerprint is unique across every account.
+	err := s.CreateSSHKey(ctx(t), &auth.SSHKey{UserID: bob.ID, Title: "x", PublicKey: "ssh-ed25519 AAAA1", Fingerprint: "SHA256:one", CreatedAt: t0()})
+	var ce *auth.ConflictError
+	if !errors.As(err, &ce) || ce.Field != "ssh_key" {
+		t.Fatalf("CreateSSHKey(duplicate) = %v, want ConflictError{ssh_key}", err)
+	}
+	noErr(t, "TouchSSHKey", s.TouchSSHKey(ctx(t), k.ID, at(time.Minute)))
+	ks, err := s.ListSSHKeys(ctx(t), alice.ID)
+	noErr(t, "ListSSHKeys", err)
+	if len(ks) != 1 || ks[0].Fingerprint != "SHA256:one" || !ks[0].LastUsedAt.Equal(at(time.Minute)) || !ks[0].CreatedAt.Equal(t0()) {
+		t.Fatalf("ListSSHKeys = %+v", ks)
+	}
+	wantErr(t, "DeleteSSHKey(other user)", s.DeleteSSHKey(ctx(t), bob.ID, k.ID), auth.ErrNotFound)
+	noErr(t, "DeleteSSHKey", s.DeleteSSHKey(ctx(t), alice.ID, k.ID))
+	wantErr(t, "DeleteSSHKey(again)", s.DeleteSSHKey(ctx(t), alice.ID, k.ID), auth.ErrNotFound)
+	wantErr(t, "TouchSSHKey(gone)", s.TouchSSHKey(ctx(t), k.ID, t0()), auth.ErrNotFound)
+}
+
+// newRequest is a pending recovery request whose cancel token is "cancel-"+id.
+func newRequest(t *testing.T, user auth.UserID, subject, ip string, created time.Time) *auth.RecoveryRequest {
+	id := hex.EncodeToString(randomBytes(t, 16))
+	return &auth.RecoveryRequest{ID: auth.RecoveryRequestID(id), UserID: user, Subject: subject, Status: auth.RecoveryPending,
+		Challenge: "latchkey-recovery:" + id, CancelHash: hash("cancel-" + id), CreatedAt: created,
+		ExpiresAt: created.Add(15 * time.Minute), IP: ip, UserAgent: "test"}
+}
+
+func mustOpen(t *testing.T, s auth.Store, r *auth.RecoveryRequest, lim auth.RecoveryLimit) bool {
+	t.Helper()
+	ok, _, err := s.OpenRecoveryRequest(ctx(t), r, lim)
+	noErr(t, "OpenRecoveryRequest", err)
+	return ok
+}
+
+func testRecoveryOpen(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	lim := auth.RecoveryLimit{Since: t0(), PerSubject: 5, PerIP: 20}
+	// An old request is outside the window and counts for nothing.
+	if !mustOpen(t, s, newRequest(t, alice.ID, "user:1", "192.0.2.1", at(-2*time.Hour)), lim) {
+		t.Fatal("first request refused")
+	}
+	for i := range 5 {
+		if !mustOpen(t, s, newRequest(t, alice.ID, "user:1", "192.0.2.1", at(time.Duration(i)*time.Minute)), lim) {
+			t.Fatalf("request %d refused, want 5 per account", i+1)
+		}
+	}
+	ok, oldest, err := s.OpenRecoveryRequest(ctx(t), newRequest(t, alice.ID, "user:1", "192.0.2.9", at(10*time.Minute)), lim)
+	noErr(t, "OpenRecoveryRequest", err)
+	if ok || !oldest.Equal(t0()) {
+		t.Fatalf("sixth request = %v, oldest %v; want refused with oldest %v", ok, oldest, t0())
+	}
+	// Decoys (no user) count per IP; fill the IP's 20 with decoys of many logins.
+	for i := range 15 {
+		if !mustOpen(t, s, newRequest(t, 0, fmt.Sprintf("login:x%d", i), "192.0.2.1", at(time.Minute)), lim) {
+			t.Fatalf("decoy %d refused", i)
+		}
+	}
+	if mustOpen(t, s, newRequest(t, 0, "login:y", "192.0.2.1", at(time.Minute)), lim) {
+		t.Fatal("21st request from one IP was accepted")
+	}
+	// Racing for the last slots of one account never exceeds the limit.
+	lim2 := auth.RecoveryLimit{Since: t0(), PerSubject: 3, PerIP: 100}
+	wins := race(t, 16, func(i int) (bool, error) {
+		ok, _, err := s.OpenRecoveryRequest(ctx(t), newRequest(t, alice.ID, "user:race", fmt.Sprintf("198.51.100.%d", i), at(time.Minute)), lim2)
+		return ok, err
+	})
+	if wins != 3 {
+		t.Fatalf("16 racing opens with room for 3: %d opened", wins)
+	}
+	d := newRequest(t, 0, "login:z", "203.0.113.1", t0())
+	mustOpen(t, s, d, lim)
+	got, err := s.RecoveryRequest(ctx(t), d.ID)
+	noErr(t, "RecoveryRequest(decoy)", err)
+	if got.UserID != 0 || got.Challenge != d.Challenge || !got.ExpiresAt.Equal(d.ExpiresAt) {
+		t.Fatalf("decoy read back = %+v", got)
+	}
+	list, err := s.ListRecoveryRequests(ctx(t), "", 1000)
+	noErr(t, "ListRecoveryRequests", err)
+	for _, r := range list {
+		if r.UserID == 0 {
+			t.Fatal("ListRecoveryRequests shows a decoy")
+		}
+	}
+	_, err = s.RecoveryRequest(ctx(t), "ffffffffffffffffffffffffffffffff")
+	wantErr(t, "RecoveryRequest(unknown)", err, auth.ErrNotFound)
+}
+
+func testRecoveryVerify(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	lim := auth.RecoveryLimit{Since: at(-time.Hour), PerSubject: 100, PerIP: 100}
+	ev := auth.RecoveryEvidence{Method: "ssh_key", KeyFingerprint: "SHA256:k", KeyCreatedAt: at(-time.Hour), VerifiedAt: at(time.Minute)}
+
+	// Sixteen racers each count an attempt and then try to verify: exactly one wins,
+	// and no more than five attempts are ever counted.
+	r := newRequest(t, alice.ID, "user:1", "192.0.2.1", t0())
+	mustOpen(t, s, r, lim)
+	counted := race(t, 16, func(int) (bool, error) { return s.CountRecoveryAttempt(ctx(t), r.ID, 5, at(time.Minute)) })
+	if counted != 5 {
+		t.Fatalf("16 racing attempts: %d counted, want 5", counted)
+	}
+	wins := race(t, 16, func(int) (bool, error) { return s.VerifyRecoveryRequest(ctx(t), r.ID, ev, 5, at(time.Minute)) })
+	if wins != 1 {
+		t.Fatalf("16 racing verifications: %d won, want exactly 1", wins)
+	}
+	got, err := s.RecoveryRequest(ctx(t), r.ID)
+	noErr(t, "RecoveryRequest", err)
+	if got.Status != auth.RecoveryVerified || got.Failures != 4 || got.KeyFingerprint != "SHA256:k" ||
+		!got.KeyCreatedAt.Equal(at(-time.Hour)) || !got.VerifiedAt.Equal(at(time.Minute)) {
+		t.Fatalf("verified request = %+v", got)
+	}
+	if ok, err := s.CountRecoveryAttempt(ctx(t), r.ID, 5, at(time.Minute)); err != nil || ok {
+		t.Fatalf("CountRecoveryAttempt(verified) = %v, %v; want false", ok, err)
+	}
+
+	// Expired requests count and verify nothing; an uncounted attempt cannot verify.
+	r2 := newRequest(t, alice.ID, "user:1", "192.0.2.1", t0())
+	mustOpen(t, s, r2, lim)
+	if ok, err := s.VerifyRecoveryRequest(ctx(t), r2.ID, ev, 5, at(time.Minute)); err != nil || ok {
+		t.Fatalf("VerifyRecoveryRequest without a counted attempt = %v, %v", ok, err)
+	}
+	if ok, err := s.CountRecoveryAttempt(ctx(t), r2.ID, 5, at(15*time.Minute)); err != nil || ok {
+		t.Fatalf("CountRecoveryAttempt(expired) = %v, %v", ok, err)
+	}
+
+	// Status moves are conditional.
+	if ok, err := s.SetRecoveryStatus(ctx(t), r2.ID, []string{auth.RecoveryVerified}, auth.RecoveryDenied, t0(), "x"); err != nil || ok {
+		t.Fatalf("SetRecoveryStatus(from the wrong status) = %v, %v", ok, err)
+	}
+	if ok, err := s.SetRecoveryStatus(ctx(t), r2.ID, []string{auth.RecoveryPending, auth.RecoveryVerified}, auth.RecoveryClosed, t0(), "five failures"); err != nil || !ok {
+		t.Fatalf("SetRecoveryStatus = %v, %v", ok, err)
+	}
+
+	// Cancel by the token's hash, once; reminders once each.
+	c, err := s.CancelRecoveryRequest(ctx(t), hash("cancel-"+string(r.ID)), at(time.Hour))
+	noErr(t, "CancelRecoveryRequest", err)
+	if c.ID != r.ID || c.Status != auth.RecoveryCancelled || !c.CancelledAt.Equal(at(time.Hour)) {
+		t.Fatalf("cancelled = %+v", c)
+	}
+	_, err = s.CancelRecoveryRequest(ctx(t), hash("cancel-"+string(r.ID)), at(time.Hour))
+	wantErr(t, "CancelRecoveryRequest(again)", err, auth.ErrNotFound)
+	_, err = s.CancelRecoveryRequest(ctx(t), hash("cancel-"+string(r2.ID)), at(time.Hour))
+	wantErr(t, "CancelRecoveryRequest(closed)", err, auth.ErrNotFound)
+
+	r3 := newRequest(t, alice.ID, "user:1", "192.0.2.1", t0())
+	mustOpen(t, s, r3, lim)
+	if ok, _ := s.CountRecoveryAttempt(ctx(t), r3.ID, 5, at(time.Minute)); !ok {
+		t.Fatal("CountRecoveryAttempt refused a fresh request")
+	}
+	if ok, _ := s.VerifyRecoveryRequest(ctx(t), r3.ID, ev, 5, at(time.Minute)); !ok {
+		t.Fatal("VerifyRecoveryRequest refused")
+	}
+	if n := race(t, 8, func(int) (bool, error) { return s.MarkRecoveryReminder(ctx(t), r3.ID, 1) }); n != 1 {
+		t.Fatalf("MarkRecoveryReminder raced: %d won, want 1", n)
+	}
+	vs, err := s.ListRecoveryRequests(ctx(t), auth.RecoveryVerified, 10)
+	noErr(t, "ListRecoveryRequests", err)
+	if len(vs) != 1 || vs[0].ID != r3.ID || vs[0].Reminders != 1 {
+		t.Fatalf("verified requests = %+v", vs)
+	}
+}
+
+func testRecoveryApprove(t *testing.T, s auth.Store) {
+	alice, bob := mustUser(t, s, "alice"), mustUser(t, s, "bob")
+	enable(t, s, alice.ID, "a", 0)
+	enable(t, s, bob.ID, "b", 0)
+	mustSession(t, s, alice.ID, "alice-1", t0())
+	bobSession := mustSession(t, s, bob.ID, "bob-1", t0())
+	noErr(t, "CreatePendingLogin", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{TokenHash: hash("p"), UserID: alice.ID, CreatedAt: t0(), ExpiresAt: at(time.Hour)}))
+	lim := auth.RecoveryLimit{Since: at(-time.Hour), PerSubject: 100, PerIP: 100}
+	r, other := newRequest(t, alice.ID, "user:1", "192.0.2.1", t0()), newRequest(t, alice.ID, "user:1", "192.0.2.1", t0())
+	mustOpen(t, s, r, lim)
+	mustOpen(t, s, other, lim)
+
+	reset := &auth.PasswordReset{TokenHash: hash("reset"), CreatedAt: t0(), ExpiresAt: at(24 * time.Hour)}
+	_, err := s.ApproveRecoveryRequest(ctx(t), r.ID, "why", at(time.Minute), reset)
+	wantErr(t, "ApproveRecoveryRequest(pending)", err, auth.ErrNotFound)
+	if _, err := s.TOTP(ctx(t), alice.ID); err != nil {
+		t.Fatalf("a refused approval changed something: %v", err)
+	}
+	s.CountRecoveryAttempt(ctx(t), r.ID, 5, at(time.Minute))
+	s.VerifyRecoveryRequest(ctx(t), r.ID, auth.RecoveryEvidence{Method: "ssh_key", VerifiedAt: at(time.Minute)}, 5, at(time.Minute))
+
+	user, err := s.ApproveRecoveryRequest(ctx(t), r.ID, "video call", at(time.Hour), reset)
+	noErr(t, "ApproveRecoveryRequest", err)
+	if user != alice.ID || reset.UserID != alice.ID {
+		t.Fatalf("ApproveRecoveryRequest = user %d (reset for %d), want %d", user, reset.UserID, alice.ID)
+	}
+	_, err = s.TOTP(ctx(t), alice.ID)
+	wantErr(t, "TOTP after approval", err, auth.ErrNotFound)
+	if n, _ := s.RecoveryCodeCounts(ctx(t), alice.ID); n.Total != 0 {
+		t.Fatalf("%d recovery codes left after approval", n.Total)
+	}
+	if ids := sessionIDs(t, s, alice.ID); len(ids) != 0 {
+		t.Fatalf("sessions after approval = %v", ids)
+	}
+	_, err = s.PendingLoginByTokenHash(ctx(t), hash("p"))
+	wantErr(t, "pending login after approval", err, auth.ErrNotFound)
+	for id, want := range map[auth.RecoveryRequestID]string{r.ID: auth.RecoveryApproved, other.ID: auth.RecoveryClosed} {
+		got, err := s.RecoveryRequest(ctx(t), id)
+		noErr(t, "RecoveryRequest", err)
+		if got.Status != want {
+			t.Errorf("request %s is %s, want %s", id, got.Status, want)
+		}
+	}
+	// The password is as it was; the reset link works once.
+	u, _ := s.UserByID(ctx(t), alice.ID)
+	if u.PasswordHash != alice.PasswordHash {
+		t.Fatal("approval changed the password")
+	}
+	if uid, err := s.ResetPassword(ctx(t), hash("reset"), "new", at(2*time.Hour)); err != nil || uid != alice.ID {
+		t.Fatalf("ResetPassword with the approval's link = %d, %v", uid, err)
+	}
+	// Bob is untouched.
+	if _, err := s.TOTP(ctx(t), bob.ID); err != nil {
+		t.Fatalf("bob lost TOTP: %v", err)
+	}
+	if ids := sessionIDs(t, s, bob.ID); !equalIDs(ids, []auth.SessionID{bobSession.ID}) {
+		t.Fatalf("bob's sessions = %v", ids)
+	}
+	_, err = s.ApproveRecoveryRequest(ctx(t), r.ID, "again", at(time.Hour), &auth.PasswordReset{TokenHash: hash("reset2"), CreatedAt: t0(), ExpiresAt: at(time.Hour)})
+	wantErr(t, "ApproveRecoveryRequest(twice)", err, auth.ErrNotFound)
+}
+
+func testRecoveryPurge(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	lim := auth.RecoveryLimit{Since: at(-100 * time.Hour), PerSubject: 100, PerIP: 100}
+	old, recent, verified := newRequest(t, alice.ID, "user:1", "ip", t0()), newRequest(t, 0, "login:x", "ip", at(20*time.Hour)), newRequest(t, alice.ID, "user:1", "ip", t0())
+	for _, r := range []*auth.RecoveryRequest{old, recent, verified} {
+		mustOpen(t, s, r, lim)
+	}
+	s.CountRecoveryAttempt(ctx(t), verified.ID, 5, at(time.Minute))
+	s.VerifyRecoveryRequest(ctx(t), verified.ID, auth.RecoveryEvidence{Method: "ssh_key", VerifiedAt: at(time.Minute)}, 5, at(time.Minute))
+	_, err := s.Purge(ctx(t), auth.PurgeBefore{Now: at(30 * time.Hour), IdleBefore: t0(), StaleAttemptsBefore: t0()})
+	noErr(t, "Purge", err)
+	_, err = s.RecoveryRequest(ctx(t), old.ID)
+	wantErr(t, "expired request a day later", err, auth.ErrNotFound)
+	for _, r := range []*auth.RecoveryRequest{recent, verified} {
+		if _, err := s.RecoveryRequest(ctx(t), r.ID); err != nil {
+			t.Errorf("Purge removed request %s: %v", r.ID, err)
 		}
 	}
 }
