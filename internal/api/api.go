@@ -78,6 +78,8 @@ func Status(k auth.Kind) int {
 		return http.StatusForbidden
 	case auth.KindOverloaded:
 		return http.StatusServiceUnavailable
+	case auth.KindTooLarge:
+		return http.StatusRequestEntityTooLarge
 	default:
 		return http.StatusInternalServerError
 	}
@@ -122,7 +124,7 @@ func decode(r *http.Request, v any) error {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &mbe):
-			return &auth.Error{Kind: auth.KindInvalidInput, Code: "body_too_large", Message: fmt.Sprintf("The body is larger than %d bytes.", mbe.Limit)}
+			return &auth.Error{Kind: auth.KindTooLarge, Code: "body_too_large", Message: fmt.Sprintf("The body is larger than %d bytes.", mbe.Limit)}
 		case errors.As(err, &te):
 			return auth.InvalidInput(map[string]string{te.Field: "must be a " + jsonKind(te.Type.Kind().String())})
 		case errors.Is(err, io.EOF):

@@ -55,7 +55,11 @@ func TestDecode(t *testing.T) {
 				return
 			}
 			e := auth.AsError(err)
-			if e == nil || e.Code != tt.wantCode || e.Kind != auth.KindInvalidInput {
+			wantKind := auth.KindInvalidInput
+			if tt.wantCode == "body_too_large" {
+				wantKind = auth.KindTooLarge
+			}
+			if e == nil || e.Code != tt.wantCode || e.Kind != wantKind {
 				t.Fatalf("decode(%.40q) = %v, want %s", tt.body, err, tt.wantCode)
 			}
 		})

@@ -21,6 +21,7 @@ const (
 	KindForbidden
 	KindUnauthenticated
 	KindOverloaded
+	KindTooLarge
 )
 
 // Error is a domain error: a kind, a stable machine code, a message safe to show to

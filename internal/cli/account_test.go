@@ -216,7 +216,7 @@ func TestBadInput(t *testing.T) {
 	}
 	t.Run("1 MB body refused before any work", func(t *testing.T) {
 		big := `{"username":"` + strings.Repeat("a", 1<<20) + `"}`
-		s.call(t, "POST", "/api/v1/signup", "", big).want(t, 400, "body_too_large")
+		s.call(t, "POST", "/api/v1/signup", "", big).want(t, 413, "body_too_large")
 	})
 	t.Run("chunked oversized body", func(t *testing.T) {
 		req, _ := http.NewRequest("POST", s.URL+"/api/v1/login", &endless{})
@@ -226,8 +226,8 @@ func TestBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 400 {
-			t.Fatalf("status = %d, want 400", resp.StatusCode)
+		if resp.StatusCode != 413 {
+			t.Fatalf("status = %d, want 413", resp.StatusCode)
 		}
 	})
 }

@@ -70,7 +70,7 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > s.opts.MaxBodyBytes {
 			w.Header().Set("Connection", "close")
-			api.WriteError(w, r, s.log, &auth.Error{Kind: auth.KindInvalidInput, Code: "body_too_large",
+			api.WriteError(w, r, s.log, &auth.Error{Kind: auth.KindTooLarge, Code: "body_too_large",
 				Message: fmt.Sprintf("The body is larger than %d bytes.", s.opts.MaxBodyBytes)})
 			return
 		}

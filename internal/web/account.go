@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/auth"
 )
 
@@ -41,7 +42,7 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 		if !pg.formError(err, "") {
 			return err
 		}
-		h.render(w, statusOf(auth.AsError(err).Kind), "signup", pg)
+		h.render(w, api.Status(auth.AsError(err).Kind), "signup", pg)
 		return nil
 	}
 	res, err := h.svc.Login(r.Context(), client(r), username, pw)
@@ -99,13 +100,13 @@ func (h *Handler) formOrPage(w http.ResponseWriter, err error, tmpl string, pg *
 		pg.Error = e.Message
 		pg.RetryAfter = retryText(e.RetryAfter)
 		setRetryAfter(w, e.RetryAfter)
-		h.render(w, statusOf(e.Kind), tmpl, pg)
+		h.render(w, api.Status(e.Kind), tmpl, pg)
 		return nil
 	}
 	if !pg.formError(err, field) {
 		return err
 	}
-	h.render(w, statusOf(e.Kind), tmpl, pg)
+	h.render(w, api.Status(e.Kind), tmpl, pg)
 	return nil
 }
 

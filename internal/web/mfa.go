@@ -229,7 +229,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *auth
 	if e == nil || (e.Kind != auth.KindInvalidInput && e.Kind != auth.KindInvalidCredentials) {
 		return err
 	}
-	return h.renderAuthentication(w, r, p, statusOf(e.Kind), func(pg *page) {
+	return h.renderAuthentication(w, r, p, api.Status(e.Kind), func(pg *page) {
 		if len(e.Fields) > 0 {
 			for k, v := range e.Fields {
 				pg.Fields[k] = v

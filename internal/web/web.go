@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/auth"
 )
 
@@ -200,7 +201,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		redirect(w, r, "/settings/reauth"+nextQuery(r))
 		return
 	}
-	status := statusOf(e.Kind)
+	status := api.Status(e.Kind)
 	title := map[int]string{
 		http.StatusNotFound:            "Page not found",
 		http.StatusTooManyRequests:     "Too many attempts",
@@ -216,27 +217,6 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	pg.RetryAfter = retryText(e.RetryAfter)
 	setRetryAfter(w, e.RetryAfter)
 	h.render(w, status, "error", pg)
-}
-
-// statusOf maps an error kind to the page's status, as the API does.
-func statusOf(k auth.Kind) int {
-	switch k {
-	case auth.KindNotFound:
-		return http.StatusNotFound
-	case auth.KindConflict:
-		return http.StatusConflict
-	case auth.KindInvalidInput:
-		return http.StatusBadRequest
-	case auth.KindInvalidCredentials, auth.KindUnauthenticated:
-		return http.StatusUnauthorized
-	case auth.KindRateLimited:
-		return http.StatusTooManyRequests
-	case auth.KindReauthRequired, auth.KindForbidden:
-		return http.StatusForbidden
-	case auth.KindOverloaded:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
 }
 
 func setRetryAfter(w http.ResponseWriter, d time.Duration) {
