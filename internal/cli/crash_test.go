@@ -74,3 +74,58 @@ func TestKillDuringRegeneration(t *testing.T) {
 		}
 	})
 }
+
+// TestKillDuringEnrolmentAndRemoval kills the server while it turns MFA on or off and
+// checks after each restart that the account is wholly one or the other: recovery codes
+// exist exactly when sign-in asks for a second factor — never a half-enrolled account
+// that skips MFA, never codes without a secret.
+func TestKillDuringEnrolmentAndRemoval(t *testing.T) {
+	requireTool(t, "oathtool")
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		dir := t.TempDir()
+		env := []string{"LATCHKEY_DATABASE_URL=" + dbURL, "LATCHKEY_SECRET_KEY_FILE=" + filepath.Join(dir, "secret.key"),
+			"LATCHKEY_ARGON2_MEMORY=8192", "LATCHKEY_ARGON2_TIME=1"}
+		p := startProcess(t, env)
+		s := p.server()
+		s.signup(t, "yuri", "yuri@example.com")
+		tok := s.login(t, "yuri")
+		outcomes := map[string]int{}
+		enabled := false
+		for iter := 0; iter < 10; iter++ {
+			var req *http.Request
+			if enabled {
+				req, _ = http.NewRequest("DELETE", s.URL+"/api/v1/mfa", nil)
+			} else {
+				secret := s.call(t, "POST", "/api/v1/mfa/totp/setup", tok, nil).want(t, 200).str("secret")
+				body := `{"code":"` + oathtool(t, secret, time.Now()) + `"}`
+				req, _ = http.NewRequest("POST", s.URL+"/api/v1/mfa/totp/confirm", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+			}
+			req.Header.Set("Authorization", "Bearer "+tok)
+			go func() {
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}()
+			time.Sleep(time.Duration(rand.IntN(15000)) * time.Microsecond)
+			p.cmd.Process.Kill()
+			<-p.done
+			p = startProcess(t, env)
+			s = p.server()
+
+			codes := s.call(t, "GET", "/api/v1/mfa/recovery-codes", tok, nil)
+			login := s.call(t, "POST", "/api/v1/login", "", map[string]string{"login": "yuri", "password": testPassword}).want(t, 200)
+			me := s.call(t, "GET", "/api/v1/me", tok, nil).want(t, 200).Body["mfa"].(map[string]any)
+			switch {
+			case codes.Status == 200 && codes.Body["total"] == 16.0 && login.str("status") == "mfa_required" && me["enabled"] == true:
+				enabled = true
+			case codes.Status == 409 && login.str("status") == "authenticated" && me["enabled"] == false:
+				enabled = false
+			default:
+				t.Fatalf("iteration %d: inconsistent state: recovery-codes %d %s, login %q, me.mfa %v", iter, codes.Status, codes.Raw, login.str("status"), me)
+			}
+			outcomes[map[bool]string{true: "on", false: "off"}[enabled]]++
+		}
+		t.Logf("states after the kills: %v", outcomes)
+	})
+}

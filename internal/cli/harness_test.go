@@ -281,3 +281,5 @@ func requireTool(t *testing.T, name string) string {
 	}
 	return p
 }
+
+func testLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

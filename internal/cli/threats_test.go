@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/server"
+)
+
+// TestRegenerationRacingSignIns: old codes used while a regeneration runs either win
+// before it commits or fail; after it returns, no old code ever works.
+func TestRegenerationRacingSignIns(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		cfg := testConfig(t, dbURL)
+		cfg.MFAMaxFailures = 1000
+		s := startServer(t, cfg, nil)
+		s.signup(t, "uma", "uma@example.com")
+		tok := s.login(t, "uma")
+		_, codes := s.enrol(t, tok)
+		tokens := make([]string, len(codes))
+		for i := range tokens {
+			tokens[i] = s.pending(t, "uma")
+		}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, c := range codes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				s.mfa(t, tokens[i], "recovery_code", c)
+			}()
+		}
+		close(start)
+		fresh := s.call(t, "POST", "/api/v1/mfa/recovery-codes/regenerate", tok, nil).want(t, 200).Body["recovery_codes"].([]any)
+		wg.Wait()
+		for _, c := range codes {
+			s.mfa(t, s.pending(t, "uma"), "recovery_code", c).want(t, 401, "invalid_code")
+		}
+		n := s.call(t, "GET", "/api/v1/mfa/recovery-codes", tok, nil).want(t, 200)
+		if n.Body["total"] != 16.0 || n.Body["remaining"] != 16.0 {
+			t.Fatalf("after the race: %s, want the 16 fresh codes untouched", n.Raw)
+		}
+		s.mfa(t, s.pending(t, "uma"), "recovery_code", fresh[15].(string)).want(t, 200)
+	})
+}
+
+// TestMFAOffEndsOtherSessions, and a reset that neither signs in nor skips MFA, and an
+// MFA account's wrong password answering like any other.
+func TestSessionsAndResetWithMFA(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		s := startServer(t, testConfig(t, dbURL), nil)
+		s.signup(t, "vera", "vera@example.com")
+		tok := s.login(t, "vera")
+		secret, _ := s.enrol(t, tok)
+
+		wrongMFA := s.call(t, "POST", "/api/v1/login", "", map[string]string{"login": "vera", "password": "wrong password"}).want(t, 401)
+		wrongUnknown := s.call(t, "POST", "/api/v1/login", "", map[string]string{"login": "nobody-at-all", "password": "wrong password"}).want(t, 401)
+		if string(wrongMFA.Raw) != string(wrongUnknown.Raw) {
+			t.Fatalf("MFA account's wrong password %s differs from unknown user %s", wrongMFA.Raw, wrongUnknown.Raw)
+		}
+
+		other := s.login2fa(t, "vera", secret)
+		// A reset never signs in, ends every session, and MFA stays on.
+		s.call(t, "POST", "/api/v1/password/forgot", "", map[string]string{"email": "vera@example.com"}).want(t, 202)
+		msgs := s.outbox(t)
+		link := resetLink.FindStringSubmatch(msgs[len(msgs)-1].Body)
+		if link == nil {
+			t.Fatal("no reset link")
+		}
+		pendingBefore := s.pending(t, "vera")
+		s.call(t, "POST", "/api/v1/password/reset", "", map[string]string{"token": link[1], "new_password": "after the reset"}).want(t, 204)
+		s.call(t, "GET", "/api/v1/me", other, nil).want(t, 401)
+		s.call(t, "GET", "/api/v1/me", tok, nil).want(t, 401)
+		// A sign-in half done with the old password cannot be finished after the reset.
+		s.Clock.Advance(30 * time.Second)
+		s.mfa(t, pendingBefore, "code", oathtool(t, secret, s.Clock.Now())).want(t, 401, "invalid_mfa_token")
+		r := s.call(t, "POST", "/api/v1/login", "", map[string]string{"login": "vera", "password": "after the reset"}).want(t, 200)
+		if r.str("status") != "mfa_required" {
+			t.Fatalf("after a reset, login status = %q: the reset skipped MFA", r.str("status"))
+		}
+		cur := s.mfa(t, r.str("mfa_token"), "code", oathtool(t, secret, s.Clock.Now())).want(t, 200).str("session_token")
+
+		// Remove ends every other session too.
+		s.Clock.Advance(30 * time.Second)
+		r2 := s.call(t, "POST", "/api/v1/login", "", map[string]string{"login": "vera", "password": "after the reset"}).want(t, 200)
+		second := s.mfa(t, r2.str("mfa_token"), "code", oathtool(t, secret, s.Clock.Now())).want(t, 200).str("session_token")
+		s.call(t, "DELETE", "/api/v1/mfa", cur, nil).want(t, 200)
+		s.call(t, "GET", "/api/v1/me", second, nil).want(t, 401)
+		s.call(t, "GET", "/api/v1/me", cur, nil).want(t, 200)
+
+		// A stale session can't start an enrolment.
+		s.Clock.Advance(11 * time.Minute)
+		s.call(t, "POST", "/api/v1/mfa/totp/setup", cur, nil).want(t, 403, "reauth_required")
+	})
+}
+
+// TestServerTimeouts: slow clients cannot hold connections.
+func TestServerTimeouts(t *testing.T) {
+	srv := server.HTTPServer("127.0.0.1:0", nil, testLogger())
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadTimeout <= 0 || srv.WriteTimeout <= 0 || srv.IdleTimeout <= 0 || srv.MaxHeaderBytes <= 0 {
+		t.Fatalf("timeouts not all set: header %v read %v write %v idle %v max header %d",
+			srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout, srv.MaxHeaderBytes)
+	}
+}
