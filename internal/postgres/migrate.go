@@ -3,11 +3,7 @@ package postgres
 import (
 	"context"
 	"embed"
-	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
-	"strings"
+	"github.com/latchkey/latchkey/internal/migrations"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,50 +17,13 @@ var migrationFiles embed.FS
 // agree on it.
 const migrateLockKey int64 = 0x6c617463686b6579
 
-// migration is one numbered schema change.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// migrations returns the embedded files in version order. Names are NNNN_what.sql;
-// a gap or a repeated number is a build mistake and fails loudly.
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("postgres: migration %q is not named NNNN_what.sql", base)
-		}
-		body, err := fs.ReadFile(migrationFiles, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(body)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
-	for i, m := range ms {
-		if m.version != i+1 {
-			return nil, fmt.Errorf("postgres: migration %q: want version %d", m.name, i+1)
-		}
-	}
-	return ms, nil
-}
-
 // Migrate applies the migrations not applied yet, in order, each in its own
 // transaction together with its schema_migrations row. Replicas starting at once
 // queue on a session-level advisory lock held on a connection of Migrate's own,
 // outside the pool: closing that connection releases the lock whatever happens, so a
 // failed migration can never leave a pooled connection holding it.
 func (s *Store) Migrate(ctx context.Context) error {
-	ms, err := migrations()
+	ms, err := migrations.Load(migrationFiles, "migrations", "postgres")
 	if err != nil {
 		return err
 	}
@@ -88,7 +47,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			var n int
 			if err := tx.QueryRow(ctx, `SELECT count(*) FROM schema_migrations WHERE version = $1`,
-				m.version).Scan(&n); err != nil {
+				m.Version).Scan(&n); err != nil {
 				return err
 			}
 			if n > 0 {
@@ -96,14 +55,14 @@ func (s *Store) Migrate(ctx context.Context) error {
 			}
 			// No arguments: pgx sends the file with the simple protocol, which runs
 			// several statements.
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, m.version)
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, m.Version)
 			return err
 		})
 		if err != nil {
-			return mapErr("migration "+m.name, err)
+			return mapErr("migration "+m.Name, err)
 		}
 	}
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, migrateLockKey); err != nil {

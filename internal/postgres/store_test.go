@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/migrations"
 	"github.com/latchkey/latchkey/internal/storetest"
 )
 
@@ -53,7 +54,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	if err := stores[0].Migrate(t.Context()); err != nil {
 		t.Fatalf("Migrate again = %v", err)
 	}
-	ms, err := migrations()
+	ms, err := migrations.Load(migrationFiles, "migrations", "postgres")
 	if err != nil {
 		t.Fatal(err)
 	}

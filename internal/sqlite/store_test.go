@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/migrations"
 	"github.com/latchkey/latchkey/internal/storetest"
 )
 
@@ -103,7 +104,7 @@ func TestMigrateTwiceAndConcurrently(t *testing.T) {
 	if err := s.Migrate(t.Context()); err != nil {
 		t.Fatalf("second Migrate = %v", err)
 	}
-	ms, err := migrations()
+	ms, err := migrations.Load(migrationFiles, "migrations", "sqlite")
 	if err != nil {
 		t.Fatal(err)
 	}
