@@ -1,0 +1,729 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+
+	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/config"
+	"github.com/latchkey/latchkey/internal/totp"
+)
+
+// benchOptions are the flags of 'latchkey bench'.
+type benchOptions struct {
+	duration    time.Duration
+	concurrency int
+	flood       int
+	json        bool
+	databaseURL string
+}
+
+// benchReport is what 'latchkey bench --json' prints; the text form prints one line per
+// figure with the same names.
+type benchReport struct {
+	Database     string      `json:"database"`
+	CPUs         int         `json:"cpus"`
+	Duration     string      `json:"duration"`
+	Concurrency  int         `json:"concurrency"`
+	SessionCheck benchFigure `json:"session_check"`
+	Signin       benchFigure `json:"password_signin"`
+	MFAStep      benchFigure `json:"mfa_step"`
+	Flood        floodFigure `json:"flood"`
+}
+
+// benchFigure is one throughput measured beside its reference in the same run, so the
+// ratio means something on a noisy machine where the absolute numbers do not.
+type benchFigure struct {
+	PerS     float64 `json:"per_s"`
+	RefPerS  float64 `json:"ref_per_s"`
+	Ratio    float64 `json:"ratio"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	RefP50ms float64 `json:"ref_p50_ms"`
+	RefP99ms float64 `json:"ref_p99_ms"`
+	Errors   int     `json:"errors"`
+}
+
+// floodFigure is the answer of a server to a burst of simultaneous sign-ins.
+type floodFigure struct {
+	Requests   int         `json:"requests"`
+	PeakRSSMiB float64     `json:"peak_rss_mib"`
+	Answered   int         `json:"answered"`
+	Statuses   map[int]int `json:"statuses"`
+	NoAnswer   int         `json:"no_answer"`
+	// Mode is "child" when the server ran as a child process (its own VmHWM), or
+	// "in_process" when it could not (the bench's VmHWM, client included).
+	Mode string `json:"mode"`
+}
+
+func parseBenchFlags(args []string, stdout io.Writer) (benchOptions, error) {
+	o := benchOptions{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	// The flag package would print the whole usage on every mistake; the error alone,
+	// on one line, is what Run shows.
+	fs.SetOutput(io.Discard)
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "length of each measurement")
+	fs.IntVar(&o.concurrency, "concurrency", 32, "simultaneous clients")
+	fs.IntVar(&o.flood, "flood", 400, "simultaneous sign-ins of the flood")
+	fs.BoolVar(&o.json, "json", false, "print one JSON object instead of lines")
+	fs.StringVar(&o.databaseURL, "database-url", "", "postgres://… of a scratch database (default: a temporary SQLite file)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fmt.Fprintln(stdout, "Usage: latchkey bench [--duration 5s] [--concurrency 32] [--flood 400] [--json] [--database-url URL]")
+			fs.PrintDefaults()
+		}
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("bench takes no arguments, got %q", fs.Arg(0))
+	case o.duration <= 0 || o.duration > time.Hour:
+		return o, fmt.Errorf("--duration must be between 0 and 1h, got %s", o.duration)
+	case o.concurrency < 1 || o.concurrency > 4096:
+		return o, fmt.Errorf("--concurrency must be between 1 and 4096, got %d", o.concurrency)
+	case o.flood < 1 || o.flood > 10000:
+		return o, fmt.Errorf("--flood must be between 1 and 10000, got %d", o.flood)
+	case o.databaseURL != "" && !strings.HasPrefix(o.databaseURL, "postgres://") && !strings.HasPrefix(o.databaseURL, "postgresql://"):
+		return o, errors.New("--database-url must be a postgres:// URL (SQLite runs in a temporary file)")
+	}
+	return o, nil
+}
+
+// bench starts a real server on loopback, provisions its own accounts and measures the
+// hot paths, each beside a reference measured in the same run.
+func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseBenchFlags(args, stdout)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "latchkey-bench-")
+	if err != nil {
+		return fmt.Errorf("temporary directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	dbURL, dbName := o.databaseURL, "postgres"
+	if dbURL == "" {
+		dbURL, dbName = "sqlite:"+filepath.Join(dir, "bench.db"), "sqlite"
+	}
+	cfgArgs := []string{"--database-url", dbURL, "--secret-key-file", filepath.Join(dir, "secret.key"), "--addr", "127.0.0.1:0"}
+	cfg, _, err := config.Load("bench", cfgArgs, func(string) string { return "" }, io.Discard, nil)
+	if err != nil {
+		return err
+	}
+	b := &benchRun{o: o, cfg: cfg, cfgArgs: cfgArgs, stderr: stderr}
+	b.clock.Store(time.Now().UTC().Truncate(time.Second).UnixNano())
+	rep := benchReport{Database: dbName, CPUs: runtime.GOMAXPROCS(0), Duration: o.duration.String(), Concurrency: o.concurrency}
+	if err := b.run(ctx, &rep); err != nil {
+		return err
+	}
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(stdout, "# latchkey bench database=%s cpus=%d duration=%s concurrency=%d\n", rep.Database, rep.CPUs, rep.Duration, rep.Concurrency)
+	for _, f := range []struct {
+		name string
+		f    benchFigure
+	}{{"session_check", rep.SessionCheck}, {"password_signin", rep.Signin}, {"mfa_step", rep.MFAStep}} {
+		fmt.Fprintf(stdout, "%s per_s=%.1f ref_per_s=%.1f ratio=%.3f p50_ms=%.2f p99_ms=%.2f ref_p50_ms=%.2f ref_p99_ms=%.2f errors=%d\n",
+			f.name, f.f.PerS, f.f.RefPerS, f.f.Ratio, f.f.P50ms, f.f.P99ms, f.f.RefP50ms, f.f.RefP99ms, f.f.Errors)
+	}
+	fl := rep.Flood
+	fmt.Fprintf(stdout, "flood requests=%d peak_rss_mib=%.1f answered=%d status_200=%d status_429=%d status_503=%d no_answer=%d mode=%s\n",
+		fl.Requests, fl.PeakRSSMiB, fl.Answered, fl.Statuses[200], fl.Statuses[429], fl.Statuses[503], fl.NoAnswer, fl.Mode)
+	return nil
+}
+
+// benchRun holds one run's state. The server's clock is ours: it stands still, and
+// moves only when the second-factor measurement needs a fresh TOTP step.
+type benchRun struct {
+	o       benchOptions
+	cfg     config.Config
+	cfgArgs []string
+	stderr  io.Writer
+	clock   atomic.Int64
+	app     *App
+	url     string
+	client  *http.Client
+	prefix  string
+}
+
+func (b *benchRun) now() time.Time { return time.Unix(0, b.clock.Load()).UTC() }
+
+const benchPassword = "bench password 1234"
+
+func (b *benchRun) run(ctx context.Context, rep *benchReport) error {
+	// Info-level logging to nowhere: the server pays for formatting its log lines, as
+	// it would in production, without the bench's output drowning in them.
+	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: b.cfg.LogLevel}))
+	app, err := NewApp(ctx, b.cfg, logger, b.now)
+	if err != nil {
+		return err
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			app.Close()
+		}
+	}()
+	if us, err := app.Store.ListUsers(ctx); err != nil {
+		return err
+	} else if len(us) > 0 {
+		return fmt.Errorf("the bench database already has %d accounts: give it an empty scratch database", len(us))
+	}
+	b.app = app
+	b.prefix = "b" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	sctx, stop := context.WithCancel(ctx)
+	url, done, err := serveOn(sctx, app.Serve)
+	if err != nil {
+		stop()
+		return err
+	}
+	b.url = url
+	b.client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+		MaxIdleConnsPerHost: b.o.concurrency, DisableCompression: true}}
+
+	steps := []struct {
+		name string
+		f    func(context.Context) error
+	}{
+		{"session check", func(ctx context.Context) (err error) { rep.SessionCheck, err = b.sessionCheck(ctx); return err }},
+		{"password sign-in", func(ctx context.Context) (err error) { rep.Signin, err = b.signin(ctx); return err }},
+		{"second-factor step", func(ctx context.Context) (err error) { rep.MFAStep, err = b.mfaStep(ctx); return err }},
+	}
+	for _, s := range steps {
+		if err := s.f(ctx); err != nil {
+			stop()
+			<-done
+			return fmt.Errorf("bench %s: %w", s.name, err)
+		}
+	}
+	b.client.CloseIdleConnections()
+	if _, err := b.createUsers(ctx, "f", b.o.flood); err != nil {
+		stop()
+		<-done
+		return fmt.Errorf("bench flood: %w", err)
+	}
+
+	exe, _ := os.Executable()
+	if exe == "" || strings.HasSuffix(exe, ".test") {
+		// Under 'go test' the executable is the test binary, which has no 'serve':
+		// flood the in-process server and report this process's high-water mark.
+		rep.Flood, err = b.flood(ctx, b.url, os.Getpid(), "in_process")
+		stop()
+		<-done
+		return err
+	}
+	stop()
+	if err := <-done; err != nil {
+		return err
+	}
+	app.Close()
+	closed = true
+	rep.Flood, err = b.floodChild(ctx, exe)
+	return err
+}
+
+// serveOn runs serve on a new loopback listener and returns its URL and a channel
+// that yields serve's result.
+func serveOn(ctx context.Context, serve func(context.Context, net.Listener) error) (string, <-chan error, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("listen: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, l) }()
+	return "http://" + l.Addr().String(), done, nil
+}
+
+// benchToken returns a random bearer secret and its stored form. The Service stores
+// SHA-256 of the secret; a bench that got this wrong would fail loudly at the first
+// request, never measure something else.
+func benchToken() (string, []byte) {
+	raw := make([]byte, 32)
+	_, _ = rand.Read(raw)
+	tok := base64.RawURLEncoding.EncodeToString(raw)
+	h := sha256.Sum256([]byte(tok))
+	return tok, h[:]
+}
+
+// createUsers inserts n accounts through the store, all with one precomputed password
+// hash: provisioning thousands of accounts through argon2id would take minutes and
+// measure nothing of interest.
+func (b *benchRun) createUsers(ctx context.Context, tag string, n int) ([]*auth.User, error) {
+	hash, err := b.app.Hasher.Hash(ctx, benchPassword)
+	if err != nil {
+		return nil, err
+	}
+	us := make([]*auth.User, n)
+	err = forEach(ctx, n, b.o.concurrency, func(i int) error {
+		name := fmt.Sprintf("%s%s%d", b.prefix, tag, i)
+		u := &auth.User{Username: name, Email: name + "@bench.invalid", PasswordHash: hash, CreatedAt: b.now()}
+		if err := b.app.Store.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		us[i] = u
+		return nil
+	})
+	return us, err
+}
+
+// forEach calls f(0…n-1) on workers goroutines and returns the first error.
+func forEach(ctx context.Context, n, workers int, f func(i int) error) error {
+	var next atomic.Int64
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := f(i); err != nil {
+					once.Do(func() { first = err })
+					next.Store(int64(n))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+// loadResult is one measurement: completed operations, how long, their latencies.
+type loadResult struct {
+	n       int
+	errors  int
+	elapsed time.Duration
+	lat     []time.Duration
+}
+
+func (r loadResult) perS() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+func (r loadResult) pct(p float64) float64 {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p*float64(len(r.lat)))) - 1
+	return float64(r.lat[max(0, min(i, len(r.lat)-1))]) / float64(time.Millisecond)
+}
+
+// errExhausted ends a worker early: it has no unused account left.
+var errExhausted = errors.New("exhausted")
+
+// load runs op on workers goroutines for d, or until every worker is exhausted. op
+// returns errExhausted when it has nothing left, another error for a failed request.
+// Operations in flight at the deadline finish and count, and the elapsed time runs
+// until the last one ends: dropping them would bias slow operations (an argon2id hash
+// takes a sizeable part of a short window) towards a lower rate.
+func load(ctx context.Context, workers int, d time.Duration, op func(worker, i int) error) loadResult {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	lats := make([][]time.Duration, workers)
+	var errs atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				t := time.Now()
+				err := op(w, i)
+				if errors.Is(err, errExhausted) {
+					return
+				}
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				lats[w] = append(lats[w], time.Since(t))
+			}
+		}()
+	}
+	wg.Wait()
+	r := loadResult{errors: int(errs.Load()), elapsed: time.Since(start)}
+	for _, l := range lats {
+		r.lat = append(r.lat, l...)
+	}
+	r.n = len(r.lat)
+	slices.Sort(r.lat)
+	return r
+}
+
+func figure(got, ref loadResult) benchFigure {
+	f := benchFigure{PerS: got.perS(), RefPerS: ref.perS(), P50ms: got.pct(0.50), P99ms: got.pct(0.99),
+		RefP50ms: ref.pct(0.50), RefP99ms: ref.pct(0.99), Errors: got.errors}
+	if f.RefPerS > 0 {
+		f.Ratio = f.PerS / f.RefPerS
+	}
+	return f
+}
+
+// do sends one request and reads the whole answer; any status but want is an error.
+func (b *benchRun) do(method, url, token string, body []byte, want int, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out != nil && resp.StatusCode == want {
+		return json.NewDecoder(resp.Body).Decode(out)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: status %d, want %d", method, url, resp.StatusCode, want)
+	}
+	return nil
+}
+
+// sessionCheck measures GET /api/v1/me with bearer sessions against a bare net/http
+// handler that encodes a JSON object of the same shape, with the same client.
+func (b *benchRun) sessionCheck(ctx context.Context) (benchFigure, error) {
+	us, err := b.createUsers(ctx, "s", b.o.concurrency)
+	if err != nil {
+		return benchFigure{}, err
+	}
+	tokens := make([]string, len(us))
+	for i, u := range us {
+		tok, hash := benchToken()
+		now := b.now()
+		s := &auth.Session{UserID: u.ID, TokenHash: hash, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(24 * time.Hour),
+			ReauthAt: now, IP: "127.0.0.1", UserAgent: "latchkey bench"}
+		if err := b.app.Store.CreateSession(ctx, s); err != nil {
+			return benchFigure{}, err
+		}
+		tokens[i] = tok
+	}
+	if err := b.do("GET", b.url+"/api/v1/me", tokens[0], nil, 200, nil); err != nil {
+		return benchFigure{}, err
+	}
+
+	payload := map[string]any{
+		"user": map[string]any{"id": 1, "username": "reference", "email": "reference@bench.invalid",
+			"email_verified": false, "is_admin": false, "created_at": b.now()},
+		"mfa": map[string]any{"enabled": false, "methods": []string{}, "recovery_codes_remaining": nil},
+	}
+	rctx, rstop := context.WithCancel(ctx)
+	refURL, refDone, err := serveOn(rctx, func(ctx context.Context, l net.Listener) error {
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(payload)
+		})}
+		go func() { <-ctx.Done(); srv.Close() }()
+		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		rstop()
+		return benchFigure{}, err
+	}
+	ref := load(ctx, b.o.concurrency, b.o.duration, func(w, i int) error {
+		return b.do("GET", refURL+"/", tokens[w], nil, 200, nil)
+	})
+	rstop()
+	<-refDone
+	got := load(ctx, b.o.concurrency, b.o.duration, func(w, i int) error {
+		return b.do("GET", b.url+"/api/v1/me", tokens[w], nil, 200, nil)
+	})
+	return figure(got, ref), nil
+}
+
+// signin measures POST /api/v1/login (accounts without MFA, each worker with its own
+// accounts so the per-account counters never meet) against GOMAXPROCS goroutines
+// computing argon2id with the server's parameters for as long.
+func (b *benchRun) signin(ctx context.Context) (benchFigure, error) {
+	const perWorker = 4
+	us, err := b.createUsers(ctx, "p", b.o.concurrency*perWorker)
+	if err != nil {
+		return benchFigure{}, err
+	}
+	bodies := make([][]byte, len(us))
+	for i, u := range us {
+		bodies[i], _ = json.Marshal(map[string]string{"login": u.Username, "password": benchPassword})
+	}
+
+	// A cold process hashes far slower while its heap grows to hold the 19 MiB blocks
+	// (fresh pages fault in): warm up untimed, so neither side pays for it.
+	signin := func(w, i int) error {
+		return b.do("POST", b.url+"/api/v1/login", "", bodies[w*perWorker+i%perWorker], 200, nil)
+	}
+	load(ctx, b.o.concurrency, b.o.duration/4, signin)
+	got := load(ctx, b.o.concurrency, b.o.duration, signin)
+	p := b.app.Hasher.Params()
+	salt := make([]byte, p.SaltLen)
+	ref := load(ctx, runtime.GOMAXPROCS(0), b.o.duration, func(w, i int) error {
+		argon2.IDKey([]byte(benchPassword), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+		return nil
+	})
+	return figure(got, ref), nil
+}
+
+// mfaAccount is an enrolled account with a pending login awaiting its code.
+type mfaAccount struct {
+	id     auth.UserID
+	secret []byte
+	body   []byte
+}
+
+// enrol creates n accounts and turns TOTP on for each through the Service at the
+// current (frozen) time, so each has accepted exactly the current step.
+func (b *benchRun) enrol(ctx context.Context, tag string, n int) ([]mfaAccount, error) {
+	us, err := b.createUsers(ctx, tag, n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]mfaAccount, n)
+	c := auth.Client{IP: "127.0.0.1", UserAgent: "latchkey bench"}
+	err = forEach(ctx, n, b.o.concurrency, func(i int) error {
+		tok, hash := benchToken()
+		now := b.now()
+		s := &auth.Session{UserID: us[i].ID, TokenHash: hash, CreatedAt: now, LastSeenAt: now,
+			ExpiresAt: now.Add(24 * time.Hour), ReauthAt: now, IP: c.IP, UserAgent: c.UserAgent}
+		if err := b.app.Store.CreateSession(ctx, s); err != nil {
+			return err
+		}
+		p, err := b.app.Service.Authenticate(ctx, tok)
+		if err != nil {
+			return err
+		}
+		setup, err := b.app.Service.SetupTOTP(ctx, c, p)
+		if err != nil {
+			return err
+		}
+		if _, err := b.app.Service.ConfirmTOTP(ctx, c, p, totp.Code(setup.Secret, totp.Step(now))); err != nil {
+			return err
+		}
+		out[i] = mfaAccount{id: us[i].ID, secret: setup.Secret}
+		return nil
+	})
+	b.app.Service.Wait() // the "MFA is on" mails, so they do not land in the measurement
+	return out, err
+}
+
+// pend stores a pending login for every account and the request that answers it with
+// the code of the step after enrolment.
+func (b *benchRun) pend(ctx context.Context, as []mfaAccount) error {
+	return forEach(ctx, len(as), b.o.concurrency, func(i int) error {
+		tok, hash := benchToken()
+		now := b.now()
+		p := &auth.PendingLogin{TokenHash: hash, UserID: as[i].id, CreatedAt: now, ExpiresAt: now.Add(time.Hour),
+			IP: "127.0.0.1", UserAgent: "latchkey bench"}
+		if err := b.app.Store.CreatePendingLogin(ctx, p); err != nil {
+			return err
+		}
+		as[i].body, _ = json.Marshal(map[string]string{"mfa_token": tok, "code": totp.Code(as[i].secret, totp.Step(now))})
+		return nil
+	})
+}
+
+// runMFA answers each account's pending login once, spread over the workers.
+func (b *benchRun) runMFA(ctx context.Context, as []mfaAccount, d time.Duration) loadResult {
+	w := b.o.concurrency
+	return load(ctx, w, d, func(worker, i int) error {
+		k := worker + i*w
+		if k >= len(as) {
+			return errExhausted
+		}
+		return b.do("POST", b.url+"/api/v1/login/mfa", "", as[k].body, 200, nil)
+	})
+}
+
+// mfaStep measures POST /api/v1/login/mfa with right, never-used codes against the
+// store's rate of one-row committed updates (AdvanceTOTPStep on distinct rows).
+//
+// Enrolment happens at the frozen time T; the measurement at T+30 s, where every
+// account has exactly one fresh step. How many accounts the window needs is learnt from
+// a pilot on a few hundred accounts, which then serve as the reference's rows.
+func (b *benchRun) mfaStep(ctx context.Context) (benchFigure, error) {
+	t := b.now()
+	pilot, err := b.enrol(ctx, "pilot", 8*b.o.concurrency)
+	if err != nil {
+		return benchFigure{}, err
+	}
+	b.clock.Store(t.Add(totp.Period * time.Second).UnixNano())
+	if err := b.pend(ctx, pilot); err != nil {
+		return benchFigure{}, err
+	}
+	pr := b.runMFA(ctx, pilot, b.o.duration)
+	if pr.n == 0 {
+		return benchFigure{}, fmt.Errorf("no second-factor step succeeded in the pilot (%d errors)", pr.errors)
+	}
+
+	// The reference: each worker advances its own rows, one step further each round,
+	// so every update wins and no two workers touch one row.
+	base := totp.Step(b.now()) + 10
+	w := b.o.concurrency
+	rows := len(pilot) / w
+	ref := load(ctx, w, b.o.duration, func(worker, i int) error {
+		a := pilot[worker+(i%rows)*w]
+		won, err := b.app.Store.AdvanceTOTPStep(ctx, a.id, base+int64(i/rows))
+		if err == nil && !won {
+			err = errors.New("AdvanceTOTPStep lost on a row of its own")
+		}
+		return err
+	})
+
+	n := int(pr.perS()*b.o.duration.Seconds()*1.3) + 2*w
+	n = min(n, 200000)
+	b.clock.Store(t.UnixNano())
+	as, err := b.enrol(ctx, "m", n)
+	if err != nil {
+		return benchFigure{}, err
+	}
+	b.clock.Store(t.Add(totp.Period * time.Second).UnixNano())
+	if err := b.pend(ctx, as); err != nil {
+		return benchFigure{}, err
+	}
+	got := b.runMFA(ctx, as, b.o.duration)
+	return figure(got, ref), nil
+}
+
+// flood fires o.flood simultaneous sign-ins, each for its own account with the right
+// password, at the server at url, and reads the high-water mark of pid's memory.
+func (b *benchRun) flood(ctx context.Context, url string, pid int, mode string) (floodFigure, error) {
+	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: b.o.flood}}
+	defer client.CloseIdleConnections()
+	var mu sync.Mutex
+	f := floodFigure{Requests: b.o.flood, Statuses: map[int]int{}, Mode: mode}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range b.o.flood {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"login":"%sf%d","password":%q}`, b.prefix, i, benchPassword)
+			<-start
+			resp, err := client.Post(url+"/api/v1/login", "application/json", strings.NewReader(body))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				f.NoAnswer++
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			f.Answered++
+			f.Statuses[resp.StatusCode]++
+		}()
+	}
+	close(start)
+	wg.Wait()
+	hwm, err := vmHWM(pid)
+	if err != nil {
+		return f, err
+	}
+	f.PeakRSSMiB = float64(hwm) / 1024
+	return f, ctx.Err()
+}
+
+// floodChild runs the flood against 'latchkey serve' started as a child process on the
+// same database, so the peak memory is the server's own.
+func (b *benchRun) floodChild(ctx context.Context, exe string) (floodFigure, error) {
+	args := append([]string{"serve"}, b.cfgArgs...)
+	cmd := exec.CommandContext(ctx, exe, append(args, "--log-level", "info", "--log-format", "text")...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return floodFigure{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return floodFigure{}, fmt.Errorf("starting %s serve: %w", exe, err)
+	}
+	urlc := make(chan string, 1)
+	go func() {
+		// Read every line, not only up to the URL: a full pipe would stall the server.
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			// "msg=listening": the start-up line also holds public_url=http://….
+			if _, u, ok := strings.Cut(sc.Text(), "msg=listening url=http://"); ok {
+				select {
+				case urlc <- "http://" + strings.Fields(u)[0]:
+				default:
+				}
+			}
+		}
+		close(urlc)
+	}()
+	var f floodFigure
+	select {
+	case u, ok := <-urlc:
+		if !ok {
+			err = errors.New("the child server exited before listening")
+			break
+		}
+		f, err = b.flood(ctx, u, cmd.Process.Pid, "child")
+	case <-time.After(30 * time.Second):
+		err = errors.New("the child server did not start listening within 30s")
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if werr := cmd.Wait(); err == nil && werr != nil {
+		err = fmt.Errorf("child server: %w", werr)
+	}
+	return f, err
+}
+
+// vmHWM reads the peak resident set size of pid in KiB from /proc.
+func vmHWM(pid int) (int64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("reading peak memory: %w", err)
+	}
+	for line := range strings.SplitSeq(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}

@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestBench runs 'latchkey bench' briefly on SQLite and checks that every figure is
+// printed with positive numbers. It asserts nothing about speed: that depends on the
+// machine, and the ratios are for people to read.
+func TestBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the bench provisions hundreds of accounts and floods 400 default-cost sign-ins")
+	}
+	var out, errOut strings.Builder
+	code := Run(context.Background(), []string{"bench", "--duration", "200ms", "--concurrency", "4"},
+		func(string) string { return "" }, nil, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("bench exit code = %d, want 0; stderr %s", code, errOut.String())
+	}
+	t.Logf("bench output:\n%s", out.String())
+	want := map[string][]string{
+		"session_check":   {"per_s", "ref_per_s", "ratio", "p50_ms", "p99_ms"},
+		"password_signin": {"per_s", "ref_per_s", "ratio", "p50_ms", "p99_ms"},
+		"mfa_step":        {"per_s", "ref_per_s", "ratio", "p50_ms", "p99_ms"},
+		"flood":           {"requests", "peak_rss_mib", "answered"},
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		keys, ok := want[fields[0]]
+		if !ok {
+			continue
+		}
+		delete(want, fields[0])
+		vals := map[string]string{}
+		for _, f := range fields[1:] {
+			k, v, _ := strings.Cut(f, "=")
+			vals[k] = v
+		}
+		for _, k := range keys {
+			n, err := strconv.ParseFloat(vals[k], 64)
+			if err != nil || n <= 0 {
+				t.Errorf("%s %s = %q, want a positive number", fields[0], k, vals[k])
+			}
+		}
+		if fields[0] == "flood" && (vals["answered"] != vals["requests"] || vals["no_answer"] != "0") {
+			t.Errorf("flood answered %s of %s requests, want all", vals["answered"], vals["requests"])
+		}
+	}
+	for name := range want {
+		t.Errorf("no %s line in the output", name)
+	}
+}
+
+// TestBenchFlags checks that bad flags end with one line and a non-zero exit.
+func TestBenchFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown flag", []string{"--bogus"}, "flag provided but not defined"},
+		{"zero duration", []string{"--duration", "0s"}, "--duration"},
+		{"bad duration", []string{"--duration", "fast"}, "invalid value"},
+		{"no concurrency", []string{"--concurrency", "0"}, "--concurrency"},
+		{"sqlite url", []string{"--database-url", "sqlite:/tmp/x.db"}, "postgres://"},
+		{"argument", []string{"extra"}, "no arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut strings.Builder
+			code := Run(context.Background(), append([]string{"bench"}, tt.args...), func(string) string { return "" }, nil, &out, &errOut)
+			msg := errOut.String()
+			if code == 0 || !strings.Contains(msg, tt.want) || strings.Count(msg, "\n") != 1 {
+				t.Errorf("bench %v = exit %d, stderr %q; want non-zero and one line with %q", tt.args, code, msg, tt.want)
+			}
+		})
+	}
+}
