@@ -130,17 +130,22 @@ type flash struct {
 
 func flashFor(key string) *flash {
 	f, ok := map[string]flash{
-		"signed_up":        {"ok", "Welcome! Your account is ready."},
-		"signed_out":       {"ok", "You are signed out."},
-		"mfa_expired":      {"warn", "The sign-in attempt expired. Enter your password again."},
-		"mfa_removed":      {"ok", "Multiple-factor authentication was removed."},
-		"setup_started":    {"ok", "Scan the QR code with your app, then enter the code it shows."},
-		"password_changed": {"ok", "Your password was changed. Every other session was signed out."},
-		"reset_sent":       {"ok", "If an account uses that address, we sent it a link to reset the password. It works for one hour."},
-		"password_reset":   {"ok", "Your password was reset. Sign in with the new one."},
-		"session_revoked":  {"ok", "The session was signed out."},
-		"reauthenticated":  {"ok", "Thanks. You can change security settings for the next 10 minutes."},
-		"recovery_used":    {"warn", "You signed in with a recovery code. It cannot be used again."},
+		"signed_up":         {"ok", "Welcome! Your account is ready."},
+		"signed_out":        {"ok", "You are signed out."},
+		"mfa_expired":       {"warn", "The sign-in attempt expired. Enter your password again."},
+		"mfa_removed":       {"ok", "Multiple-factor authentication was removed."},
+		"setup_started":     {"ok", "Scan the QR code with your app, then enter the code it shows."},
+		"password_changed":  {"ok", "Your password was changed. Every other session was signed out."},
+		"reset_sent":        {"ok", "If an account uses that address, we sent it a link to reset the password. It works for one hour."},
+		"password_reset":    {"ok", "Your password was reset. Sign in with the new one."},
+		"session_revoked":   {"ok", "The session was signed out."},
+		"reauthenticated":   {"ok", "Thanks. You can change security settings for the next 10 minutes."},
+		"recovery_used":     {"warn", "You signed in with a recovery code. It cannot be used again."},
+		"token_revoked":     {"ok", "The personal access token was revoked. Programs using it can no longer sign in."},
+		"ssh_key_added":     {"ok", "The SSH key was added."},
+		"ssh_key_deleted":   {"ok", "The SSH key was deleted."},
+		"recovery_approved": {"ok", "The recovery request was approved. The user was emailed a password-reset link."},
+		"recovery_denied":   {"ok", "The recovery request was denied. The user was emailed the reason."},
 	}[key]
 	if !ok {
 		return nil

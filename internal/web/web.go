@@ -83,6 +83,7 @@ func New(svc *auth.Service, log *slog.Logger, opts Options) *Handler {
 		}
 		t := template.New("layout.html").Funcs(template.FuncMap{
 			"datetime": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+			"age":      age,
 		})
 		h.pages[base] = template.Must(t.ParseFS(templateFS, "templates/layout.html", n))
 	}
@@ -121,6 +122,22 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("GET /settings/sessions", h.authed(h.sessions))
 	mux.Handle("POST /settings/sessions/{id}/revoke", h.authedPost(h.revokeSession))
 	mux.Handle("GET /settings/security-log", h.authed(h.securityLog))
+
+	// Issue 5: personal access tokens, SSH keys, and recovery when everything is lost.
+	mux.Handle("GET /settings/tokens", h.authed(h.tokens))
+	mux.Handle("POST /settings/tokens", h.authedPost(h.createToken))
+	mux.Handle("POST /settings/tokens/{id}/revoke", h.authedPost(h.revokeToken))
+	mux.Handle("GET /settings/ssh-keys", h.authed(h.sshKeys))
+	mux.Handle("POST /settings/ssh-keys", h.authedPost(h.addSSHKey))
+	mux.Handle("POST /settings/ssh-keys/{id}/delete", h.authedPost(h.deleteSSHKey))
+	mux.Handle("GET /recover", h.serve(h.recoverForm))
+	mux.Handle("POST /recover", h.post(h.openRecovery))
+	mux.Handle("POST /recover/verify", h.post(h.verifyRecovery))
+	mux.Handle("GET /recover/cancel", h.serve(h.cancelForm))
+	mux.Handle("POST /recover/cancel", h.post(h.cancelRecovery))
+	mux.Handle("GET /admin/recovery", h.authed(h.adminRecovery))
+	mux.Handle("POST /admin/recovery/{id}/approve", h.authedPost(h.decideRecovery(true)))
+	mux.Handle("POST /admin/recovery/{id}/deny", h.authedPost(h.decideRecovery(false)))
 
 	// Everything else that is not an API path gets the 404 page in the site's style.
 	mux.Handle("/", h.serve(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
@@ -265,6 +282,12 @@ func settingsPageOf(path string) string {
 		return "/settings/authentication"
 	case strings.HasPrefix(path, "/settings/sessions"):
 		return "/settings/sessions"
+	case strings.HasPrefix(path, "/settings/tokens"):
+		return "/settings/tokens"
+	case strings.HasPrefix(path, "/settings/ssh-keys"):
+		return "/settings/ssh-keys"
+	case strings.HasPrefix(path, "/admin/recovery"):
+		return "/admin/recovery"
 	}
 	return "/settings/authentication"
 }
@@ -406,6 +429,13 @@ func (pg *page) Input(name, label, typ, autocomplete string) field {
 		f.Hint = "8 to 128 characters."
 	}
 	return f
+}
+
+// TextArea describes a multi-line field for the "textarea" template: kind "key" for an
+// SSH public key, "signature" for an armored signature.
+func (pg *page) TextArea(name, label, kind, hint string) field {
+	return field{Name: name, Label: label, Kind: kind, Hint: hint, Value: pg.Values[name],
+		Error: fieldMessage(label, pg.Fields[name])}
 }
 
 // CodeInput describes the six-digit Code field.
