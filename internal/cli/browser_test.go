@@ -649,3 +649,433 @@ func TestBrowserTooManyAttempts(t *testing.T) {
 		}
 	}
 }
+
+// fillArea types value into a textarea. Clear cannot empty a textarea that has no
+// text yet, so the value is reset first and then typed as a person would.
+func (b *tab) fillArea(id, value string) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](fmt.Sprintf("(document.getElementById(%q).value = '') === ''", id))); err != nil {
+		b.t.Fatalf("emptying #%s: %v", id, err)
+	}
+	b.do(chromedp.SendKeys(chromedp.ID(id), value))
+}
+
+// pageResult is a page fetched or posted without a browser.
+type pageResult struct {
+	Status   int
+	Location string
+	Body     string
+}
+
+// postPage posts a form with c (cookies kept, redirects not followed) and reads the page.
+func postPage(t *testing.T, c *http.Client, s *testServer, path string, form url.Values) pageResult {
+	t.Helper()
+	req, err := http.NewRequest("POST", s.URL+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return doPage(t, c, req)
+}
+
+func getPage(t *testing.T, c *http.Client, s *testServer, path string) pageResult {
+	t.Helper()
+	req, err := http.NewRequest("GET", s.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doPage(t, c, req)
+}
+
+func doPage(t *testing.T, c *http.Client, req *http.Request) pageResult {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return pageResult{Status: resp.StatusCode, Location: resp.Header.Get("Location"), Body: string(body)}
+}
+
+// pageSignIn signs login in with a cookie jar, through the sign-in form.
+func pageSignIn(t *testing.T, s *testServer, login string) *http.Client {
+	t.Helper()
+	c := jarClient(t)
+	tok := formToken(t, c, s, "/login")
+	if r := postPage(t, c, s, "/login", url.Values{"csrf_token": {tok}, "login": {login}, "password": {testPassword}}); r.Status != 303 || r.Location != "/settings/authentication" {
+		t.Fatalf("signing %s in = %d %q", login, r.Status, r.Location)
+	}
+	return c
+}
+
+// TestBrowserTokensAndSSHKeys manages personal access tokens and SSH keys on their
+// settings pages: a token is shown once, in the answer to the form, and works; token
+// creation asks for the password again after the re-authentication window; an SSH key
+// made by ssh-keygen shows the fingerprint `ssh-keygen -lf` prints; junk and duplicate
+// keys are refused next to the field.
+func TestBrowserTokensAndSSHKeys(t *testing.T) {
+	chromiumPath(t)
+	key := newSSHKey(t, "ed25519", "")
+	s := startServer(t, testConfig(t, "sqlite:"+filepath.Join(t.TempDir(), "lk.db")), nil)
+	s.signup(t, "alice", "alice@example.com")
+	b := newTab(t, s.URL)
+	b.signIn("alice")
+	b.wantPath("/settings/authentication")
+
+	// The nav leads to both pages; an ordinary user has no admin link.
+	if !b.has(`nav a[href="/settings/tokens"]`) || !b.has(`nav a[href="/settings/ssh-keys"]`) {
+		t.Fatal("the settings nav lacks Tokens or SSH keys")
+	}
+	if b.has(`nav a[href="/admin/recovery"]`) {
+		t.Fatal("an ordinary user sees the admin link")
+	}
+
+	b.open("/settings/tokens")
+	b.fill("f-name", "deploy script")
+	b.fill("f-expires_in_days", "90")
+	b.submit(`form[action="/settings/tokens"] button`)
+	b.wantPath("/settings/tokens")
+	if loc := b.location(); strings.Contains(loc, "?") {
+		t.Fatalf("after creating a token the address is %s, want no query", loc)
+	}
+	secret := b.text("#new-token")
+	if !regexp.MustCompile(`^lk_[A-Za-z0-9_-]{40,}$`).MatchString(secret) {
+		t.Fatalf("new token on the page = %q, want lk_…", secret)
+	}
+	if w := b.text(".new-secret .warning"); !strings.Contains(w, "Copy your new personal access token now") {
+		t.Fatalf("new-token warning = %q", w)
+	}
+	if list := b.text("#tokens"); !strings.Contains(list, "deploy script") || !strings.Contains(list, "expires 2027-02-27") || !strings.Contains(list, "never used") {
+		t.Fatalf("token list = %q, want the new token expiring in 90 days, never used", list)
+	}
+	b.screenshot("tokens-created")
+	s.call(t, "GET", "/api/v1/me", secret, nil).want(t, 200)
+
+	// Shown once: the page loaded again has no secret, but the list says it was used.
+	b.open("/settings/tokens")
+	if b.has("#new-token") || strings.Contains(b.text("main"), secret) {
+		t.Fatal("the token is shown again on a later visit")
+	}
+	if list := b.text("#tokens"); !strings.Contains(list, "last used 2026-11-29 12:00 UTC") {
+		t.Fatalf("token list after use = %q, want last used", list)
+	}
+	b.screenshot("tokens")
+
+	b.submit(`#tokens form button`)
+	b.wantPath("/settings/tokens?done=token_revoked")
+	s.call(t, "GET", "/api/v1/me", secret, nil).want(t, 401)
+
+	// After the re-authentication window, creating asks for the password first and
+	// then comes back here.
+	s.Clock.Advance(11 * time.Minute)
+	b.fill("f-name", "nightly")
+	b.do(chromedp.Click(chromedp.ID("f-expiry-never")))
+	b.submit(`form[action="/settings/tokens"] button`)
+	b.wantPath("/settings/reauth?next=%2Fsettings%2Ftokens")
+	b.fill("f-password", testPassword)
+	b.submit(`form[action="/settings/reauth"] button`)
+	b.wantPath("/settings/tokens?done=reauthenticated")
+	b.fill("f-name", "nightly")
+	b.do(chromedp.Click(chromedp.ID("f-expiry-never")))
+	b.submit(`form[action="/settings/tokens"] button`)
+	if !strings.HasPrefix(b.text("#new-token"), "lk_") || !strings.Contains(b.text(".new-secret"), "never expires") {
+		t.Fatalf("token without expiry: %q", b.text(".new-secret"))
+	}
+
+	// SSH keys: the fingerprint is ssh-keygen's.
+	b.open("/settings/ssh-keys")
+	b.fill("f-title", "laptop")
+	b.fillArea("f-public_key", "not a key at all")
+	b.submit(`form[action="/settings/ssh-keys"] button`)
+	if msg := b.text("#e-public_key"); !strings.Contains(msg, "Not an OpenSSH public key") {
+		t.Fatalf("error next to Public key = %q", msg)
+	}
+	b.screenshot("ssh-keys-invalid")
+	b.fillArea("f-public_key", strings.TrimSpace(key.pub))
+	b.submit(`form[action="/settings/ssh-keys"] button`)
+	b.wantPath("/settings/ssh-keys?done=ssh_key_added")
+	if fp := b.text("#ssh-keys .fingerprint"); fp != key.fp {
+		t.Fatalf("fingerprint on the page = %q, want ssh-keygen -lf's %q", fp, key.fp)
+	}
+	if row := b.text("#ssh-keys"); !strings.Contains(row, "laptop") || !strings.Contains(row, "added 2026-11-29 12:11 UTC") || !strings.Contains(row, "never used") {
+		t.Fatalf("key row = %q", row)
+	}
+	b.screenshot("ssh-keys")
+
+	b.fill("f-title", "again")
+	b.fillArea("f-public_key", key.pub)
+	b.submit(`form[action="/settings/ssh-keys"] button`)
+	if msg := b.text("#e-public_key"); msg != "Public key is already registered." {
+		t.Fatalf("duplicate key error = %q", msg)
+	}
+	b.submit(`#ssh-keys form button`)
+	b.wantPath("/settings/ssh-keys?done=ssh_key_deleted")
+	if b.has("#ssh-keys .fingerprint") {
+		t.Fatal("the key is still listed after Delete")
+	}
+}
+
+// TestBrowserRecoveryStory is SPEC §2 item 7 in the browser: a user who lost their
+// authenticator app and recovery codes opens a request on /recover, signs the challenge
+// shown on the page with ssh-keygen, pastes the signature and sees it verified; an
+// operator approves it on /admin/recovery with a reason; MFA is then off and the reset
+// link is in the outbox.
+func TestBrowserRecoveryStory(t *testing.T) {
+	chromiumPath(t)
+	key := newSSHKey(t, "ed25519", "")
+	other := newSSHKey(t, "ed25519", "")
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		cfg := testConfig(t, dbURL)
+		s := startServer(t, cfg, nil)
+		shots := strings.HasSuffix(t.Name(), "/sqlite")
+		if code, _, errs := runCLI(t, cfg, testPassword+"\n", "admin", "create-user", "--username", "olga", "--email", "olga@example.com", "--admin"); code != 0 {
+			t.Fatalf("create-user: %s", errs)
+		}
+		s.signup(t, "alice", "alice@example.com")
+		session := s.login(t, "alice")
+		s.enrol(t, session)
+		s.addKey(t, session, "laptop", key).want(t, 201)
+
+		// Alice has lost her phone and her codes: a fresh browser, no session.
+		b := newTab(t, s.URL)
+		b.open("/recover")
+		if shots {
+			b.screenshot("recover")
+		}
+		b.fill("f-login", "alice")
+		b.submit(`form[action="/recover"] button`)
+		b.wantPath("/recover")
+		if loc := b.location(); strings.Contains(loc, "?") {
+			t.Fatalf("the challenge page's address is %s, want no query", loc)
+		}
+		challenge := b.text("#challenge")
+		if !regexp.MustCompile(`^latchkey-recovery:[0-9a-f]{32}$`).MatchString(challenge) {
+			t.Fatalf("challenge on the page = %q", challenge)
+		}
+		wantCmds := "printf %s '" + challenge + "' > challenge.txt\nssh-keygen -Y sign -f ~/.ssh/id_ed25519 -n latchkey-recovery challenge.txt"
+		if cmds := b.text("#commands"); cmds != wantCmds {
+			t.Fatalf("commands on the page =\n%s\nwant\n%s", cmds, wantCmds)
+		}
+		if shots {
+			b.screenshot("recover-challenge")
+		}
+
+		// A signature by a key that is not hers: the generic failure, and the same
+		// challenge stays on the page.
+		b.fillArea("f-ssh_signature", other.sign(t, "latchkey-recovery", challenge))
+		b.submit(`form[action="/recover/verify"] button`)
+		if msg := b.text("#form-error"); !strings.Contains(msg, "could not be verified") {
+			t.Fatalf("failure message = %q", msg)
+		}
+		if again := b.text("#challenge"); again != challenge {
+			t.Fatalf("challenge after a failure = %q, want %q", again, challenge)
+		}
+		if shots {
+			b.screenshot("recover-failed")
+		}
+
+		// ssh-keygen signs the file holding exactly the challenge, as the page says.
+		b.fillArea("f-ssh_signature", key.sign(t, "latchkey-recovery", challenge))
+		b.submit(`form[action="/recover/verify"] button`)
+		if h := b.text("h1"); h != "Recovery request verified" {
+			t.Fatalf("after verifying: %q; %s", h, b.text("main"))
+		}
+		if out := b.text("#outcome"); !strings.Contains(out, "verified") && !strings.Contains(out, "Verified") || !strings.Contains(out, key.fp) {
+			t.Fatalf("outcome = %q, want verified with %s", out, key.fp)
+		}
+		if main := b.text("main"); !strings.Contains(main, "A support operator will review your request; you will get an email.") {
+			t.Fatalf("verified page = %q", main)
+		}
+		if shots {
+			b.screenshot("recover-verified")
+		}
+
+		reqs, err := s.App.Service.AdminRecoveryRequests(context.Background(), "verified")
+		if err != nil || len(reqs) != 1 {
+			t.Fatalf("verified requests = %v, %v; want alice's", reqs, err)
+		}
+		id := string(reqs[0].ID)
+
+		// The operator sees the evidence and approves with a reason.
+		a := newTab(t, s.URL)
+		a.signIn("olga")
+		a.open("/admin/recovery")
+		card := a.text("#r-" + id)
+		for _, want := range []string{"alice", "alice@example.com", "verified", "SSH key", key.fp, "Key age", "127.0.0.1", "HeadlessChrome", "Cancel link", "not used", "1 failed attempt"} {
+			if !strings.Contains(card, want) {
+				t.Fatalf("request card lacks %q:\n%s", want, card)
+			}
+		}
+		if !a.has(`nav a[href="/admin/recovery"]`) {
+			t.Fatal("the admin has no link to recovery requests")
+		}
+		if shots {
+			a.screenshot("admin-recovery")
+		}
+		a.fill("f-reason-"+id, "signed with her laptop key; confirmed by phone")
+		a.submit(`#r-` + id + ` button[formaction$="/approve"]`)
+		a.wantPath("/admin/recovery?done=recovery_approved")
+		if st := a.text("#r-" + id + " .status"); st != "approved" {
+			t.Fatalf("status after approval = %q", st)
+		}
+
+		// MFA is off (asked through the API) and the reset mail is in the outbox.
+		s.call(t, "GET", "/api/v1/me", session, nil).want(t, 401)
+		me := s.call(t, "GET", "/api/v1/me", s.login(t, "alice"), nil).want(t, 200)
+		if me.Body["mfa"].(map[string]any)["enabled"] != false {
+			t.Fatalf("alice still has MFA after approval: %s", me.Raw)
+		}
+		if resetToken(t, s.outbox(t), "alice@example.com") == "" {
+			t.Fatal("no reset link mailed")
+		}
+	})
+}
+
+// TestBrowserRecoveryCancelLink follows the cancel link of the owner's mail: the GET
+// only shows a button (mail scanners follow links), the button cancels.
+func TestBrowserRecoveryCancelLink(t *testing.T) {
+	chromiumPath(t)
+	s := startServer(t, testConfig(t, "sqlite:"+filepath.Join(t.TempDir(), "lk.db")), nil)
+	s.signup(t, "erin", "erin@example.com")
+	s.openRecovery(t, "erin")
+	tok := cancelToken(t, s.outbox(t), "erin@example.com")
+	status := func() string {
+		t.Helper()
+		reqs, err := s.App.Service.AdminRecoveryRequests(context.Background(), "")
+		if err != nil || len(reqs) != 1 {
+			t.Fatalf("requests = %v, %v; want erin's", reqs, err)
+		}
+		return reqs[0].Status
+	}
+
+	b := newTab(t, s.URL)
+	b.open("/recover/cancel?token=" + tok)
+	if !b.has(`form[action="/recover/cancel"] button`) {
+		t.Fatalf("the cancel page has no button: %s", b.text("main"))
+	}
+	if got := status(); got != "pending" {
+		t.Fatalf("after GET the request is %s, want pending", got)
+	}
+	b.screenshot("recover-cancel")
+	b.submit(`form[action="/recover/cancel"] button`)
+	if out := b.text("#outcome"); !strings.Contains(out, "cancelled") {
+		t.Fatalf("outcome = %q", out)
+	}
+	if got := status(); got != "cancelled" {
+		t.Fatalf("after the button the request is %s, want cancelled", got)
+	}
+	b.screenshot("recover-cancelled")
+
+	// The link works once.
+	b.open("/recover/cancel?token=" + tok)
+	b.submit(`form[action="/recover/cancel"] button`)
+	if msg := b.text("#form-error"); !strings.Contains(msg, "not valid") {
+		t.Fatalf("second cancel = %q", msg)
+	}
+}
+
+// TestBrowserIssue5PageErrors checks the error paths of the token, SSH-key, recovery
+// and admin pages without a browser: bad expiries and junk keys are shown on the form,
+// non-admins get the 403 page, forms without their csrf_token are refused, and the
+// operator's decisions need a reason and a recent sign-in.
+func TestBrowserIssue5PageErrors(t *testing.T) {
+	requireTool(t, "oathtool")
+	cfg := testConfig(t, "sqlite:"+filepath.Join(t.TempDir(), "lk.db"))
+	s := startServer(t, cfg, nil)
+	s.signup(t, "bob", "bob@example.com")
+	c := pageSignIn(t, s, "bob")
+	tok := formToken(t, c, s, "/settings/tokens")
+
+	for _, tc := range []struct {
+		name, expiry, days, tokenName, want string
+	}{
+		{"zero days", "days", "0", "x", "Expiry must be a whole number of days from 1 to 365"},
+		{"366 days", "days", "366", "x", "Expiry must be a whole number of days from 1 to 365"},
+		{"not a number", "days", "ten", "x", "Expiry must be a whole number of days from 1 to 365"},
+		{"empty days", "", "", "x", "Expiry must be a whole number of days from 1 to 365"},
+		{"no name", "never", "", " ", "Name must be 1 to 100 characters."},
+	} {
+		t.Run("token "+tc.name, func(t *testing.T) {
+			r := postPage(t, c, s, "/settings/tokens", url.Values{"csrf_token": {tok}, "name": {tc.tokenName}, "expiry": {tc.expiry}, "expires_in_days": {tc.days}})
+			if r.Status != 400 || !strings.Contains(r.Body, tc.want) || strings.Contains(r.Body, `id="new-token"`) {
+				t.Fatalf("POST /settings/tokens = %d, want 400 with %q; body %s", r.Status, tc.want, r.Body)
+			}
+		})
+	}
+	if list := s.call(t, "GET", "/api/v1/tokens", s.login(t, "bob"), nil).want(t, 200).Body["tokens"].([]any); len(list) != 0 {
+		t.Fatalf("refused forms made tokens: %v", list)
+	}
+
+	for _, tc := range []struct{ name, key, want string }{
+		{"junk", "hello world", "Not an OpenSSH public key"},
+		{"private key", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----", "private key"},
+		{"DSA", "ssh-dss AAAAB3NzaC1kc3MAAACBAP8= x", "DSA"},
+		{"empty", "", "No key given"},
+	} {
+		t.Run("ssh key "+tc.name, func(t *testing.T) {
+			r := postPage(t, c, s, "/settings/ssh-keys", url.Values{"csrf_token": {tok}, "title": {"k"}, "public_key": {tc.key}})
+			if r.Status != 400 || !strings.Contains(r.Body, `id="e-public_key"`) || !strings.Contains(r.Body, tc.want) {
+				t.Fatalf("POST /settings/ssh-keys = %d, want 400 with %q next to the field; body %s", r.Status, tc.want, r.Body)
+			}
+		})
+	}
+
+	// Not an administrator: the 403 page for the list and for every decision.
+	if r := getPage(t, c, s, "/admin/recovery"); r.Status != 403 || !strings.Contains(r.Body, "Not allowed") {
+		t.Fatalf("GET /admin/recovery as bob = %d; body %s", r.Status, r.Body)
+	}
+	if r := postPage(t, c, s, "/admin/recovery/0123456789abcdef0123456789abcdef/approve", url.Values{"csrf_token": {tok}, "reason": {"me"}}); r.Status != 403 {
+		t.Fatalf("approve as bob = %d, want 403", r.Status)
+	}
+	if r := getPage(t, jarClient(t), s, "/admin/recovery"); r.Status != 303 || r.Location != "/login?next=%2Fadmin%2Frecovery" {
+		t.Fatalf("GET /admin/recovery signed out = %d %q, want the sign-in page", r.Status, r.Location)
+	}
+
+	// Every new form refuses a post without its token.
+	for _, path := range []string{"/settings/tokens", "/settings/tokens/1/revoke", "/settings/ssh-keys", "/settings/ssh-keys/1/delete",
+		"/recover", "/recover/verify", "/recover/cancel", "/admin/recovery/0123456789abcdef0123456789abcdef/deny"} {
+		if r := postPage(t, c, s, path, url.Values{"name": {"x"}, "expiry": {"never"}, "login": {"bob"}, "reason": {"x"}}); r.Status != 403 || !strings.Contains(r.Body, "This form has expired") {
+			t.Errorf("POST %s without csrf_token = %d, want 403", path, r.Status)
+		}
+	}
+
+	// The recovery form: a malformed request id fails like a wrong signature, and a
+	// posted challenge that is not one of ours is not shown.
+	anon := jarClient(t)
+	atok := formToken(t, anon, s, "/recover")
+	r := postPage(t, anon, s, "/recover/verify", url.Values{"csrf_token": {atok}, "request_id": {"nope"},
+		"challenge": {"<b>click here</b>"}, "personal_access_token": {"lk_nope"}})
+	if r.Status != 400 || !strings.Contains(r.Body, "The recovery request could not be verified.") || strings.Contains(r.Body, "click here") {
+		t.Fatalf("verify with a bad id = %d; body %s", r.Status, r.Body)
+	}
+	if r := postPage(t, anon, s, "/recover/verify", url.Values{"csrf_token": {atok}, "request_id": {"x"}}); r.Status != 400 || !strings.Contains(r.Body, "one of the two") {
+		t.Fatalf("verify with no proof = %d; body %s", r.Status, r.Body)
+	}
+	if r := getPage(t, anon, s, "/recover/cancel"); r.Status != 200 || !strings.Contains(r.Body, "The link is not valid") {
+		t.Fatalf("cancel page without a token = %d; body %s", r.Status, r.Body)
+	}
+
+	// The operator: a reason is required, and deciding needs a recent sign-in.
+	if code, _, errs := runCLI(t, cfg, testPassword+"\n", "admin", "create-user", "--username", "olga", "--email", "olga@example.com", "--admin"); code != 0 {
+		t.Fatalf("create-user: %s", errs)
+	}
+	id, _ := s.verifiedRequest(t, "dave")
+	olga := pageSignIn(t, s, "olga")
+	otok := formToken(t, olga, s, "/admin/recovery")
+	approve := "/admin/recovery/" + id + "/approve"
+	if r := postPage(t, olga, s, approve, url.Values{"csrf_token": {otok}, "reason": {"  "}}); r.Status != 400 ||
+		!strings.Contains(r.Body, `id="e-reason-`+id+`"`) || !strings.Contains(r.Body, "Give a reason") {
+		t.Fatalf("approve without a reason = %d; body %s", r.Status, r.Body)
+	}
+	s.Clock.Advance(11 * time.Minute)
+	if r := postPage(t, olga, s, approve, url.Values{"csrf_token": {otok}, "reason": {"called her"}}); r.Status != 303 || r.Location != "/settings/reauth?next=%2Fadmin%2Frecovery" {
+		t.Fatalf("approve after the reauth window = %d %q, want the re-authentication page", r.Status, r.Location)
+	}
+	if r := postPage(t, olga, s, "/admin/recovery/"+id+"/deny", url.Values{"csrf_token": {otok}, "reason": {"x"}}); r.Status != 303 || !strings.HasPrefix(r.Location, "/settings/reauth") {
+		t.Fatalf("deny after the reauth window = %d %q, want the re-authentication page", r.Status, r.Location)
+	}
+	if reqs, _ := s.App.Service.AdminRecoveryRequests(context.Background(), "verified"); len(reqs) != 1 {
+		t.Fatalf("verified requests after refused decisions = %d, want 1", len(reqs))
+	}
+}
