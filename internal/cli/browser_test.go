@@ -1052,6 +1052,17 @@ func TestBrowserIssue5PageErrors(t *testing.T) {
 	if r := postPage(t, anon, s, "/recover/verify", url.Values{"csrf_token": {atok}, "request_id": {"x"}}); r.Status != 400 || !strings.Contains(r.Body, "one of the two") {
 		t.Fatalf("verify with no proof = %d; body %s", r.Status, r.Body)
 	}
+	// The fifth failure closes the request: its own page, 429 with Retry-After.
+	rid, _ := s.openRecovery(t, "bob")
+	for i := 1; i <= 5; i++ {
+		r := postPage(t, anon, s, "/recover/verify", url.Values{"csrf_token": {atok}, "request_id": {rid}, "personal_access_token": {"lk_wrong"}})
+		if i < 5 && r.Status != 400 {
+			t.Fatalf("failure %d = %d, want 400", i, r.Status)
+		}
+		if i == 5 && (r.Status != 429 || !strings.Contains(r.Body, "Recovery request closed") || !strings.Contains(r.Body, "Open a new one later")) {
+			t.Fatalf("fifth failure = %d, want the 429 closed page; body %s", r.Status, r.Body)
+		}
+	}
 	if r := getPage(t, anon, s, "/recover/cancel"); r.Status != 200 || !strings.Contains(r.Body, "The link is not valid") {
 		t.Fatalf("cancel page without a token = %d; body %s", r.Status, r.Body)
 	}
