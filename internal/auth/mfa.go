@@ -90,13 +90,16 @@ func (s *Service) setupFor(u *User, secret []byte, expires time.Time) *TOTPSetup
 // SetupTOTP starts enrolment: a new random secret, kept encrypted as the pending setup
 // for 15 minutes (replacing any earlier one). Like GitHub's, it needs a recent sign-in.
 func (s *Service) SetupTOTP(ctx context.Context, c Client, p *Principal) (*TOTPSetup, error) {
-	if err := s.requireRecent(p); err != nil {
+	if err := requireSession(p); err != nil {
 		return nil, err
 	}
 	if _, err := s.store.TOTP(ctx, p.User.ID); err == nil {
 		return nil, ErrMFAAlreadyEnabled
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("reading MFA state: %w", err)
+	}
+	if err := s.requireRecent(p); err != nil {
+		return nil, err
 	}
 	secret, err := totp.NewSecret(s.rand)
 	if err != nil {
@@ -107,14 +110,16 @@ func (s *Service) SetupTOTP(ctx context.Context, c Client, p *Principal) (*TOTPS
 		return nil, err
 	}
 	exp := s.now().Add(s.cfg.SetupTTL)
-	if err := s.store.SetPendingTOTP(ctx, &PendingTOTP{UserID: p.User.ID, Secret: enc, ExpiresAt: exp}); err != nil {
+	pend := &PendingTOTP{UserID: p.User.ID, SessionID: p.Session.ID, Secret: enc, ExpiresAt: exp}
+	if err := s.store.SetPendingTOTP(ctx, pend); err != nil {
 		return nil, fmt.Errorf("storing pending setup: %w", err)
 	}
 	s.event(ctx, p.User.ID, c, "mfa_setup_started", "success", "")
 	return s.setupFor(p.User, secret, exp), nil
 }
 
-// PendingSetup returns the setup in progress (for the QR code and the settings page).
+// PendingSetup returns the setup in progress of the caller's own session (for the QR
+// code and the settings page).
 func (s *Service) PendingSetup(ctx context.Context, p *Principal) (*TOTPSetup, error) {
 	if err := requireSession(p); err != nil {
 		return nil, err
@@ -126,7 +131,10 @@ func (s *Service) PendingSetup(ctx context.Context, p *Principal) (*TOTPSetup, e
 	if err != nil {
 		return nil, fmt.Errorf("reading pending setup: %w", err)
 	}
-	if !s.now().Before(pend.ExpiresAt) {
+	// Another session of the same account — an old or stolen one — must never read the
+	// secret being enrolled, nor finish the enrolment (which would end the session that
+	// started it and hand the recovery codes to the other).
+	if !s.now().Before(pend.ExpiresAt) || pend.SessionID != p.Session.ID {
 		return nil, ErrNoPendingSetup
 	}
 	secret, err := s.open(pend.Secret, totpPendingAAD(p.User.ID))
@@ -141,7 +149,7 @@ func (s *Service) PendingSetup(ctx context.Context, p *Principal) (*TOTPSetup, e
 // transaction: the credential (its step counted as used), 16 new recovery codes, and
 // every other session ended. The codes are returned only after that commits.
 func (s *Service) ConfirmTOTP(ctx context.Context, c Client, p *Principal, code string) ([]string, error) {
-	if err := requireSession(p); err != nil {
+	if err := s.requireRecent(p); err != nil {
 		return nil, err
 	}
 	setup, err := s.PendingSetup(ctx, p)
@@ -359,7 +367,7 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 		if err := s.checkLimit(ctx, mfaKey(p.User.ID), s.cfg.MFALimit); err != nil {
 			return time.Time{}, err
 		}
-		if code == "" && recoveryCode == "" {
+		if (code == "") == (recoveryCode == "") {
 			return time.Time{}, ErrInvalidCode
 		}
 	}
@@ -397,6 +405,16 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 // RegenerateRecoveryCodes replaces every recovery code in one transaction; the new
 // codes are returned only after it commits, so a crash leaves exactly one set valid.
 func (s *Service) RegenerateRecoveryCodes(ctx context.Context, c Client, p *Principal) ([]string, error) {
+	if err := requireSession(p); err != nil {
+		return nil, err
+	}
+	// The state is told before the re-authentication is asked for: re-authenticating
+	// only to learn that MFA is off would be a waste of the user's time.
+	if st, err := s.MFAStatus(ctx, p.User.ID); err != nil {
+		return nil, err
+	} else if !st.Enabled {
+		return nil, ErrMFANotEnabled
+	}
 	if err := s.requireRecent(p); err != nil {
 		return nil, err
 	}

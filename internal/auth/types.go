@@ -83,9 +83,11 @@ type TOTPCredential struct {
 	CreatedAt time.Time
 }
 
-// PendingTOTP is an authenticator-app setup that is not confirmed yet.
+// PendingTOTP is an authenticator-app setup that is not confirmed yet. It belongs to
+// the session that started it: no other session may see its secret or confirm it.
 type PendingTOTP struct {
 	UserID    UserID
+	SessionID SessionID
 	Secret    EncryptedSecret
 	ExpiresAt time.Time
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -103,4 +104,37 @@ func TestServerTimeouts(t *testing.T) {
 		t.Fatalf("timeouts not all set: header %v read %v write %v idle %v max header %d",
 			srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout, srv.MaxHeaderBytes)
 	}
+}
+
+// TestPendingSetupBelongsToItsSession: another session of the same account — an old
+// stolen one, or even a fresh one — can neither read the secret being enrolled nor
+// confirm it (which would hand it the recovery codes and end the enrolling session).
+func TestPendingSetupBelongsToItsSession(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		s := startServer(t, testConfig(t, dbURL), nil)
+		s.signup(t, "wes", "wes@example.com")
+		stolen := s.login(t, "wes")
+		s.Clock.Advance(11 * time.Minute)
+		other := s.login(t, "wes")
+		owner := s.login(t, "wes")
+		secret := s.call(t, "POST", "/api/v1/mfa/totp/setup", owner, nil).want(t, 200).str("secret")
+		code := oathtool(t, secret, s.Clock.Now())
+		for name, tok := range map[string]string{"stale session": stolen, "fresh other session": other} {
+			for _, path := range []string{"/api/v1/mfa/totp/setup/qr.png", "/api/v1/mfa/totp/setup/qr.svg"} {
+				if r := s.call(t, "GET", path, tok, nil); r.Status != 404 || strings.Contains(string(r.Raw), secret) {
+					t.Fatalf("%s GET %s = %d %.80s, want 404 no_pending_setup", name, path, r.Status, r.Raw)
+				}
+			}
+			r := s.call(t, "POST", "/api/v1/mfa/totp/confirm", tok, map[string]string{"code": code})
+			if r.Status != 404 && r.Status != 403 {
+				t.Fatalf("%s confirm = %d %s, want 403 or 404", name, r.Status, r.Raw)
+			}
+		}
+		s.call(t, "POST", "/api/v1/mfa/totp/confirm", stolen, map[string]string{"code": code}).want(t, 403, "reauth_required")
+		s.call(t, "POST", "/api/v1/mfa/totp/confirm", other, map[string]string{"code": code}).want(t, 404, "no_pending_setup")
+		// The owner finishes; the other sessions end.
+		s.call(t, "POST", "/api/v1/mfa/totp/confirm", owner, map[string]string{"code": code}).want(t, 200)
+		s.call(t, "GET", "/api/v1/me", stolen, nil).want(t, 401)
+		s.call(t, "GET", "/api/v1/me", other, nil).want(t, 401)
+	})
 }

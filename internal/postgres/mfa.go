@@ -12,11 +12,11 @@ import (
 
 // SetPendingTOTP stores, replacing any earlier one, a setup awaiting confirmation.
 func (s *Store) SetPendingTOTP(ctx context.Context, p *auth.PendingTOTP) error {
-	_, err := s.exec(ctx, `INSERT INTO totp_pending (user_id, key_id, ciphertext, expires_at)
-		VALUES ($1, $2, $3, $4)
+	_, err := s.exec(ctx, `INSERT INTO totp_pending (user_id, key_id, ciphertext, expires_at, session_id)
+		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (user_id) DO UPDATE SET key_id = excluded.key_id,
-			ciphertext = excluded.ciphertext, expires_at = excluded.expires_at`,
-		p.UserID, p.Secret.KeyID, p.Secret.Ciphertext, ts(p.ExpiresAt))
+			ciphertext = excluded.ciphertext, expires_at = excluded.expires_at, session_id = excluded.session_id`,
+		p.UserID, p.Secret.KeyID, p.Secret.Ciphertext, ts(p.ExpiresAt), p.SessionID)
 	return mapErr("set pending totp", err)
 }
 
@@ -24,8 +24,8 @@ func (s *Store) SetPendingTOTP(ctx context.Context, p *auth.PendingTOTP) error {
 func (s *Store) PendingTOTP(ctx context.Context, user auth.UserID) (*auth.PendingTOTP, error) {
 	var p auth.PendingTOTP
 	err := s.queryRow(ctx, func(r pgx.Row) error {
-		return r.Scan(&p.UserID, &p.Secret.KeyID, &p.Secret.Ciphertext, timeCol{&p.ExpiresAt})
-	}, `SELECT user_id, key_id, ciphertext, expires_at FROM totp_pending WHERE user_id = $1`, user)
+		return r.Scan(&p.UserID, &p.Secret.KeyID, &p.Secret.Ciphertext, timeCol{&p.ExpiresAt}, &p.SessionID)
+	}, `SELECT user_id, key_id, ciphertext, expires_at, session_id FROM totp_pending WHERE user_id = $1`, user)
 	if err != nil {
 		return nil, mapErr("pending totp", err)
 	}

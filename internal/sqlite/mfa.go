@@ -10,20 +10,20 @@ import (
 
 // SetPendingTOTP stores, replacing any earlier one, a setup awaiting confirmation.
 func (s *Store) SetPendingTOTP(ctx context.Context, p *auth.PendingTOTP) error {
-	_, err := s.exec(ctx, `INSERT INTO totp_pending (user_id, key_id, ciphertext, expires_at)
-		VALUES (?, ?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO totp_pending (user_id, key_id, ciphertext, expires_at, session_id)
+		VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (user_id) DO UPDATE SET key_id = excluded.key_id,
-			ciphertext = excluded.ciphertext, expires_at = excluded.expires_at`,
-		p.UserID, p.Secret.KeyID, p.Secret.Ciphertext, micros(p.ExpiresAt))
+			ciphertext = excluded.ciphertext, expires_at = excluded.expires_at, session_id = excluded.session_id`,
+		p.UserID, p.Secret.KeyID, p.Secret.Ciphertext, micros(p.ExpiresAt), p.SessionID)
 	return mapErr("set pending totp", err)
 }
 
 // PendingTOTP returns the user's pending setup, expired or not.
 func (s *Store) PendingTOTP(ctx context.Context, user auth.UserID) (*auth.PendingTOTP, error) {
 	var p auth.PendingTOTP
-	err := s.db.QueryRowContext(ctx, `SELECT user_id, key_id, ciphertext, expires_at
+	err := s.db.QueryRowContext(ctx, `SELECT user_id, key_id, ciphertext, expires_at, session_id
 		FROM totp_pending WHERE user_id = ?`, user).
-		Scan(&p.UserID, &p.Secret.KeyID, &p.Secret.Ciphertext, timeCol{&p.ExpiresAt})
+		Scan(&p.UserID, &p.Secret.KeyID, &p.Secret.Ciphertext, timeCol{&p.ExpiresAt}, &p.SessionID)
 	if err != nil {
 		return nil, mapErr("pending totp", err)
 	}
