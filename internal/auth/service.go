@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/password"
@@ -140,11 +142,17 @@ type Principal struct {
 // newToken returns n random bytes as unpadded base64url and the SHA-256 that is stored.
 func (s *Service) newToken(n int) (string, []byte, error) {
 	b := make([]byte, n)
-	if _, err := io.ReadFull(s.rand, b); err != nil {
-		return "", nil, fmt.Errorf("reading randomness: %w", err)
+	for {
+		if _, err := io.ReadFull(s.rand, b); err != nil {
+			return "", nil, fmt.Errorf("reading randomness: %w", err)
+		}
+		tok := base64.RawURLEncoding.EncodeToString(b)
+		// One token in 2^18 would start with the personal-access-token prefix and be
+		// taken for one by Authenticate: draw again.
+		if !strings.HasPrefix(tok, TokenPrefix) {
+			return tok, hashToken(tok), nil
+		}
 	}
-	tok := base64.RawURLEncoding.EncodeToString(b)
-	return tok, hashToken(tok), nil
 }
 
 // hashToken is how every bearer secret is stored: SHA-256 is enough because the tokens
@@ -159,16 +167,23 @@ func hashToken(tok string) []byte {
 // to tell cases apart.
 func (s *Service) event(ctx context.Context, user UserID, c Client, name, outcome, detail string) {
 	e := &Event{UserID: user, Time: s.now(), Event: name, Outcome: outcome, IP: c.IP,
-		UserAgent: truncate(c.UserAgent, 512), Detail: detail}
+		UserAgent: truncate(c.UserAgent, 512), Detail: truncate(detail, 1000)}
 	if err := s.store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
 		s.log.Error("writing security log", "event", name, "err", err)
 	}
 	s.log.Info("security event", "user_id", int64(user), "event", name, "outcome", outcome, "ip", c.IP)
 }
 
+// truncate makes client-supplied text storable: valid UTF-8 (PostgreSQL refuses
+// anything else, and a refused security-log row would hide an attack) cut to at most
+// n bytes on a rune boundary.
 func truncate(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }

@@ -190,3 +190,26 @@ func TestSessionExpiry(t *testing.T) {
 	s.Clock.Advance(24 * time.Hour) // 30 days: the absolute limit, though used yesterday
 	s.call(t, "GET", "/api/v1/me", busy, nil).want(t, 401)
 }
+
+// TestInvalidUTF8UserAgent: a User-Agent of bytes that are not UTF-8 must not make the
+// database refuse the security-log row (PostgreSQL would) and so hide the attempt.
+func TestInvalidUTF8UserAgent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		s := startServer(t, testConfig(t, dbURL), nil)
+		s.signup(t, "xena", "xena@example.com")
+		ua := map[string]string{"User-Agent": "evil\xff\xfe"}
+		s.callWith(t, jarClient(t), "POST", "/api/v1/login", "", map[string]string{"login": "xena", "password": "wrong password"}, ua).want(t, 401)
+		r := s.callWith(t, jarClient(t), "POST", "/api/v1/login", "", map[string]string{"login": "xena", "password": testPassword}, ua).want(t, 200)
+		ev := s.call(t, "GET", "/api/v1/security-log", r.str("session_token"), nil).want(t, 200).Body["events"].([]any)
+		failures := 0
+		for _, e := range ev {
+			m := e.(map[string]any)
+			if m["event"] == "login" && m["outcome"] == "failure" && strings.HasPrefix(m["user_agent"].(string), "evil") {
+				failures++
+			}
+		}
+		if failures != 1 {
+			t.Fatalf("the failed sign-in with a bad User-Agent is missing from the security log: %v", ev)
+		}
+	})
+}
