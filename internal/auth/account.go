@@ -228,7 +228,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, 
 	if strings.HasPrefix(secret, TokenPrefix) {
 		return s.authenticateToken(ctx, secret, now)
 	}
-	sess, err := s.store.SessionByTokenHash(ctx, hashToken(secret))
+	sess, u, err := s.store.SessionWithUser(ctx, hashToken(secret))
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrUnauthenticated
 	}
@@ -237,13 +237,6 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, 
 	}
 	if !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) >= s.cfg.SessionIdle {
 		return nil, ErrUnauthenticated
-	}
-	u, err := s.store.UserByID(ctx, sess.UserID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, ErrUnauthenticated
-	}
-	if err != nil {
-		return nil, fmt.Errorf("looking up session user: %w", err)
 	}
 	if now.Sub(sess.LastSeenAt) >= touchEvery {
 		if err := s.store.TouchSession(ctx, sess.ID, now); err != nil {

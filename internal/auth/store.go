@@ -46,6 +46,10 @@ type Store interface {
 	CreateSession(ctx context.Context, s *Session) error
 	// SessionByTokenHash returns the session, expired or not (the Service decides).
 	SessionByTokenHash(ctx context.Context, hash []byte) (*Session, error)
+	// SessionWithUser returns the session (expired or not) and its user in one query,
+	// or ErrNotFound when either is missing: the check behind every signed-in request
+	// is one round trip, not two.
+	SessionWithUser(ctx context.Context, hash []byte) (*Session, *User, error)
 	// TouchSession sets last_seen_at.
 	TouchSession(ctx context.Context, id SessionID, at time.Time) error
 	// SetSessionReauth sets reauth_at.
@@ -136,8 +140,8 @@ type Store interface {
 	// lock has ended. Second-factor counters are never listed: only a success resets them.
 	Purge(ctx context.Context, p PurgeBefore) (int64, error)
 
-	// CreateSSHKey inserts k and sets k.ID. Fingerprints are unique across every
-	// account: ConflictError{"ssh_key"}.
+	// CreateSSHKey inserts k and sets k.ID. A fingerprint is unique per account:
+	// ConflictError{"ssh_key"}.
 	CreateSSHKey(ctx context.Context, k *SSHKey) error
 	// ListSSHKeys returns the user's keys, newest first.
 	ListSSHKeys(ctx context.Context, user UserID) ([]SSHKey, error)

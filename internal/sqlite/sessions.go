@@ -128,3 +128,20 @@ func (s *Store) ConsumePendingLogin(ctx context.Context, hash []byte) (bool, err
 	}
 	return one(n), nil
 }
+
+// SessionWithUser returns the session and its user with one join.
+func (s *Store) SessionWithUser(ctx context.Context, hash []byte) (*auth.Session, *auth.User, error) {
+	var x auth.Session
+	var u auth.User
+	err := s.db.QueryRowContext(ctx, `SELECT s.id, s.user_id, s.token_hash, s.created_at, s.last_seen_at,
+		s.expires_at, s.reauth_at, s.ip, s.user_agent,
+		u.id, u.username, u.email, u.email_verified, u.password_hash, u.is_admin, u.created_at
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, hash).
+		Scan(&x.ID, &x.UserID, &x.TokenHash, timeCol{&x.CreatedAt}, timeCol{&x.LastSeenAt},
+			timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.IP, &x.UserAgent,
+			&u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.PasswordHash, &u.IsAdmin, timeCol{&u.CreatedAt})
+	if err != nil {
+		return nil, nil, mapErr("session with user", err)
+	}
+	return &x, &u, nil
+}

@@ -112,6 +112,7 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"RecoveryVerify", testRecoveryVerify},
 		{"RecoveryApprove", testRecoveryApprove},
 		{"RecoveryPurge", testRecoveryPurge},
+		{"SessionWithUser", testSessionWithUser},
 	}
 	for _, a := range areas {
 		t.Run(a.name, func(t *testing.T) {
@@ -1030,8 +1031,10 @@ func testSSHKeys(t *testing.T, s auth.Store) {
 	if k.ID == 0 {
 		t.Fatal("CreateSSHKey did not set the id")
 	}
-	// A fingerprint is unique across every account.
-	err := s.CreateSSHKey(ctx(t), &auth.SSHKey{UserID: bob.ID, Title: "x", PublicKey: "ssh-ed25519 AAAA1", Fingerprint: "SHA256:one", CreatedAt: t0()})
+	// A fingerprint is unique per account: another account may hold the same key (so
+	// nobody can squat a victim's public key), the same account may not twice.
+	noErr(t, "CreateSSHKey(same key, other account)", s.CreateSSHKey(ctx(t), &auth.SSHKey{UserID: bob.ID, Title: "x", PublicKey: "ssh-ed25519 AAAA1", Fingerprint: "SHA256:one", CreatedAt: t0()}))
+	err := s.CreateSSHKey(ctx(t), &auth.SSHKey{UserID: alice.ID, Title: "again", PublicKey: "ssh-ed25519 AAAA1", Fingerprint: "SHA256:one", CreatedAt: t0()})
 	var ce *auth.ConflictError
 	if !errors.As(err, &ce) || ce.Field != "ssh_key" {
 		t.Fatalf("CreateSSHKey(duplicate) = %v, want ConflictError{ssh_key}", err)
@@ -1270,4 +1273,33 @@ func testRecoveryPurge(t *testing.T, s auth.Store) {
 			t.Errorf("Purge removed request %s: %v", r.ID, err)
 		}
 	}
+}
+
+// testSessionWithUser: the joined lookup behind every signed-in request returns
+// exactly what SessionByTokenHash and UserByID return, and ErrNotFound for an unknown
+// or deleted session.
+func testSessionWithUser(t *testing.T, s auth.Store) {
+	u := mustUser(t, s, "joan")
+	other := mustUser(t, s, "kim")
+	want := mustSession(t, s, u.ID, "joan-token", at(0))
+	mustSession(t, s, other.ID, "kim-token", at(time.Second))
+
+	sess, user, err := s.SessionWithUser(ctx(t), hash("joan-token"))
+	noErr(t, "SessionWithUser", err)
+	if !sameSession(*sess, *want) {
+		t.Errorf("SessionWithUser session = %+v, want %+v", *sess, *want)
+	}
+	byID, err := s.UserByID(ctx(t), u.ID)
+	noErr(t, "UserByID", err)
+	if user.ID != byID.ID || user.Username != byID.Username || user.Email != byID.Email ||
+		user.EmailVerified != byID.EmailVerified || user.PasswordHash != byID.PasswordHash ||
+		user.IsAdmin != byID.IsAdmin || !user.CreatedAt.Equal(byID.CreatedAt) {
+		t.Errorf("SessionWithUser user = %+v, want %+v", *user, *byID)
+	}
+
+	_, _, err = s.SessionWithUser(ctx(t), hash("nobody-token"))
+	wantErr(t, "SessionWithUser(unknown)", err, auth.ErrNotFound)
+	noErr(t, "DeleteSession", s.DeleteSession(ctx(t), u.ID, want.ID))
+	_, _, err = s.SessionWithUser(ctx(t), hash("joan-token"))
+	wantErr(t, "SessionWithUser(deleted)", err, auth.ErrNotFound)
 }
