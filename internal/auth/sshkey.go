@@ -14,8 +14,10 @@ import (
 
 // AddSSHKey registers an SSH public key as a recovery factor. It is a credential
 // change: a session signed in within the re-authentication window, never a token.
-// The key is stored in authorized_keys form without its comment, and its fingerprint
-// is unique across every account, as on GitHub.
+// The key is stored in authorized_keys form without its comment. A fingerprint is
+// unique per account, not across accounts (unlike GitHub, where a key also names the
+// account for git): here a key only proves identity for the account it is on, and
+// global uniqueness would let anyone register a victim's public key first.
 func (s *Service) AddSSHKey(ctx context.Context, c Client, p *Principal, title, publicKey string) (*SSHKey, error) {
 	if err := s.requireRecent(p); err != nil {
 		return nil, err

@@ -114,8 +114,11 @@ func TestRecoveryWithSSHKeys(t *testing.T) {
 			}
 		}
 		s.addKey(t, bob, "bob's", other).want(t, 201)
-		// The same key on another account, garbage, a PAT: all refused.
-		s.addKey(t, bob, "stolen", keys["ed25519"]).want(t, 409, "duplicate_ssh_key")
+		// The same key twice on one account, garbage, a PAT: all refused. Another account
+		// may register alice's public key (it cannot squat it), which proves nothing for
+		// alice's account and, without the private key, nothing for bob's either.
+		s.addKey(t, alice, "again", keys["ed25519"]).want(t, 409, "duplicate_ssh_key")
+		s.addKey(t, bob, "copied", keys["ed25519"]).want(t, 201)
 		s.call(t, "POST", "/api/v1/ssh-keys", alice, map[string]string{"title": "x", "public_key": "ssh-dss AAAA"}).want(t, 400, "invalid_ssh_key")
 		_, pat := s.newPAT(t, alice, 0)
 		s.addKey(t, pat, "via token", other).want(t, 403, "forbidden_for_token")

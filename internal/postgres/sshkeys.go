@@ -19,8 +19,8 @@ func scanSSHKey(row pgx.Row) (auth.SSHKey, error) {
 	return k, err
 }
 
-// CreateSSHKey inserts k and sets k.ID. The unique index on the fingerprint settles
-// two accounts adding the same key at once: one gets ConflictError{"ssh_key"}.
+// CreateSSHKey inserts k and sets k.ID. The unique index on (user, fingerprint)
+// settles one account adding the same key twice at once: one gets ConflictError{"ssh_key"}.
 func (s *Store) CreateSSHKey(ctx context.Context, k *auth.SSHKey) error {
 	err := mapErr("create ssh key", s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&k.ID) },
 		`INSERT INTO ssh_keys (user_id, title, public_key, fingerprint, created_at, last_used_at)
@@ -28,7 +28,7 @@ func (s *Store) CreateSSHKey(ctx context.Context, k *auth.SSHKey) error {
 		k.UserID, k.Title, k.PublicKey, k.Fingerprint, ts(k.CreatedAt), ts(k.LastUsedAt)))
 	// mapErr names an unlisted constraint by its name; the Service expects "ssh_key".
 	var ce *auth.ConflictError
-	if errors.As(err, &ce) && ce.Field == "ssh_keys_fingerprint_key" {
+	if errors.As(err, &ce) && ce.Field == "ssh_keys_user_fingerprint_key" {
 		ce.Field = "ssh_key"
 	}
 	return err

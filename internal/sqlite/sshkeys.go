@@ -23,8 +23,8 @@ func scanSSHKey(row interface{ Scan(...any) error }) (*auth.SSHKey, error) {
 	return &k, nil
 }
 
-// CreateSSHKey inserts k and sets k.ID. The unique index on the fingerprint settles
-// two accounts adding the same key at once: one gets ConflictError{"ssh_key"}.
+// CreateSSHKey inserts k and sets k.ID. The unique index on (user, fingerprint)
+// settles one account adding the same key twice at once: one gets ConflictError{"ssh_key"}.
 func (s *Store) CreateSSHKey(ctx context.Context, k *auth.SSHKey) error {
 	err := retryBusy(ctx, func() error {
 		res, err := s.db.ExecContext(ctx, `INSERT INTO ssh_keys
