@@ -130,9 +130,14 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 		}
 		return nil, InvalidInput(fields)
 	}
-	if err := s.checkLimit(ctx, ipKey(c.IP), s.cfg.IPLimit); err != nil {
-		s.event(ctx, 0, c, "login", "locked_ip", "")
-		s.observe("login", "locked")
+	// The client IP's attempt is counted first too (and refunded on success), so a
+	// burst of parallel guesses spread over many accounts cannot outrun the per-IP
+	// limit either.
+	if _, err := s.countFailure(ctx, ipKey(c.IP), s.cfg.IPLimit); err != nil {
+		if AsError(err) != nil {
+			s.event(ctx, 0, c, "login", "locked_ip", "")
+			s.observe("login", "locked")
+		}
 		return nil, err
 	}
 	u, err := s.store.UserByLogin(ctx, login)
@@ -149,6 +154,10 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 		if AsError(err) != nil {
 			s.event(ctx, uid, c, "login", "locked", "")
 			s.observe("login", "locked")
+			// A refused attempt checked no password: it is no failure of the IP's.
+			if rerr := s.refund(ctx, ipKey(c.IP), s.cfg.IPLimit); rerr != nil {
+				return nil, rerr
+			}
 		}
 		return nil, err
 	}
@@ -162,14 +171,14 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 		return nil, s.hashError(err)
 	}
 	if !ok {
-		if _, err := s.countFailure(ctx, ipKey(c.IP), s.cfg.IPLimit); err != nil && AsError(err) == nil {
-			return nil, err
-		}
 		s.event(ctx, uid, c, "login", "failure", "")
 		s.observe("login", "failure")
 		return nil, ErrInvalidCredentials
 	}
 	if err := s.resetLimit(ctx, key); err != nil {
+		return nil, err
+	}
+	if err := s.refund(ctx, ipKey(c.IP), s.cfg.IPLimit); err != nil {
 		return nil, err
 	}
 	if _, err := s.store.TOTP(ctx, u.ID); err == nil {
@@ -308,6 +317,11 @@ func (s *Service) Sessions(ctx context.Context, p *Principal) ([]Session, error)
 
 // RevokeSession ends one of the caller's sessions.
 func (s *Service) RevokeSession(ctx context.Context, c Client, p *Principal, id SessionID) error {
+	// Ending sessions is for the account's owner at a browser; a leaked token must not
+	// be able to sign the owner out.
+	if err := requireSession(p); err != nil {
+		return err
+	}
 	if err := s.store.DeleteSession(ctx, p.User.ID, id); errors.Is(err, ErrNotFound) {
 		return ErrNotFoundError
 	} else if err != nil {
@@ -358,23 +372,42 @@ func (s *Service) ChangePassword(ctx context.Context, c Client, p *Principal, cu
 }
 
 // ForgotPassword emails a single-use reset link (1 hour) if the address belongs to an
-// account. It answers the same either way; the mail goes out in the background so the
-// time taken says nothing either.
+// account. It answers the same (nil: 202) whatever the address, and does the same work
+// in the request either way — one lookup and one log line — leaving the link, the
+// counter and the mail of a known address to the background, so neither the answer nor
+// its timing says whether an account exists.
 func (s *Service) ForgotPassword(ctx context.Context, c Client, email string) error {
 	email = strings.TrimSpace(email)
 	if email == "" || len(email) > 254 {
-		return InvalidInput(map[string]string{"email": "enter your email address"})
-	}
-	u, err := s.store.UserByEmail(ctx, email)
-	if errors.Is(err, ErrNotFound) {
-		s.event(ctx, 0, c, "password_forgot", "unknown_email", "")
+		s.event(ctx, 0, c, "password_forgot", "invalid_email", "")
 		return nil
 	}
+	u, err := s.store.UserByEmail(ctx, email)
 	if err != nil {
-		return fmt.Errorf("looking up email: %w", err)
+		outcome := "unknown_email"
+		if !errors.Is(err, ErrNotFound) {
+			s.log.Error("forgot password: looking up email", "err", err)
+			outcome = "error"
+		}
+		s.event(ctx, 0, c, "password_forgot", outcome, "")
+		return nil
 	}
+	s.event(ctx, u.ID, c, "password_forgot", "requested", "")
+	s.mailWG.Add(1)
+	go func() {
+		defer s.mailWG.Done()
+		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := s.sendResetLink(bg, c, u); err != nil {
+			s.log.Error("forgot password: sending the reset link", "user_id", int64(u.ID), "err", err)
+		}
+	}()
+	return nil
+}
+
+func (s *Service) sendResetLink(ctx context.Context, c Client, u *User) error {
 	// At most a few reset mails an hour per account, so the form can't be used to flood
-	// someone's inbox. The answer stays the same when the limit is hit.
+	// someone's inbox.
 	if _, err := s.countFailure(ctx, AttemptKey{Scope: "reset-mail", Key: fmt.Sprint(int64(u.ID))},
 		LimitPolicy{MaxFailures: 5, BaseLock: time.Hour, MaxLock: time.Hour, ResetAfter: time.Hour}); err != nil {
 		if AsError(err) != nil {
@@ -416,6 +449,13 @@ func (s *Service) ResetPassword(ctx context.Context, c Client, token, next strin
 	if token == "" || len(token) > 200 {
 		return ErrInvalidToken
 	}
+	// Each attempt costs an argon2id hash before the link is known to be good, so
+	// attempts are counted per client IP first: random tokens cannot fill the hashing
+	// pool and starve sign-ins.
+	ipAttempts := AttemptKey{Scope: "reset-ip", Key: c.IP}
+	if _, err := s.countFailure(ctx, ipAttempts, resetIPLimit()); err != nil {
+		return err
+	}
 	hash, err := s.hasher.Hash(ctx, next)
 	if err != nil {
 		return s.hashError(err)
@@ -427,6 +467,9 @@ func (s *Service) ResetPassword(ctx context.Context, c Client, token, next strin
 	}
 	if err != nil {
 		return fmt.Errorf("resetting password: %w", err)
+	}
+	if err := s.resetLimit(ctx, ipAttempts); err != nil {
+		return err
 	}
 	s.event(ctx, uid, c, "password_reset", "success", "")
 	if u, err := s.store.UserByID(ctx, uid); err == nil {
@@ -448,6 +491,11 @@ func (s *Service) Events(ctx context.Context, p *Principal, limit int) ([]Event,
 	return ev, nil
 }
 
+// resetIPLimit bounds password-reset attempts per client IP.
+func resetIPLimit() LimitPolicy {
+	return LimitPolicy{MaxFailures: 20, BaseLock: time.Minute, MaxLock: time.Hour, ResetAfter: time.Hour}
+}
+
 // Purge deletes expired sessions, pending logins, setups, reset links and stale per-IP
 // counters. Serve runs it periodically; correctness never depends on it, because every
 // read checks expiry itself.
@@ -455,7 +503,7 @@ func (s *Service) Purge(ctx context.Context) (int64, error) {
 	now := s.now()
 	n, err := s.store.Purge(ctx, PurgeBefore{Now: now, IdleBefore: now.Add(-s.cfg.SessionIdle),
 		StaleAttemptsBefore: now.Add(-max(s.cfg.IPLimit.ResetAfter, s.cfg.IPLimit.MaxLock, time.Hour)),
-		AttemptScopes:       []string{ipKey("").Scope, "reset-mail"}})
+		AttemptScopes:       []string{ipKey("").Scope, "reset-mail", "reset-ip"}})
 	if err != nil {
 		return n, fmt.Errorf("purging expired rows: %w", err)
 	}

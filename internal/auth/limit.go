@@ -128,6 +128,38 @@ func (s *Service) resetLimit(ctx context.Context, key AttemptKey) error {
 	return fmt.Errorf("resetting attempt counter %s: too much contention", key.Scope)
 }
 
+// refund takes back one failure counted first by an attempt that turned out not to
+// be one (a right password, or an attempt another counter refused). If the counter is
+// locked only because of such counts — fewer real failures than the limit — the lock
+// it caused goes too, so one success behind a shared IP never leaves the IP locked.
+func (s *Service) refund(ctx context.Context, key AttemptKey, p LimitPolicy) error {
+	for range maxCASRetries {
+		now := s.now()
+		prev, err := s.store.Attempt(ctx, key)
+		if err != nil {
+			return fmt.Errorf("reading attempt counter %s: %w", key.Scope, err)
+		}
+		if prev.Version == 0 || prev.Failures == 0 {
+			return nil
+		}
+		next := prev
+		next.Failures--
+		next.UpdatedAt = now
+		if prev.LockedUntil.After(now) && next.Failures < p.MaxFailures {
+			next.LockedUntil = time.Time{}
+			next.Locks = max(prev.Locks-1, 0)
+		}
+		won, err := s.store.SaveAttempt(ctx, key, prev, next)
+		if err != nil {
+			return fmt.Errorf("refunding attempt %s: %w", key.Scope, err)
+		}
+		if won {
+			return nil
+		}
+	}
+	return fmt.Errorf("refunding attempt %s: too much contention", key.Scope)
+}
+
 func mfaKey(u UserID) AttemptKey { return AttemptKey{Scope: "mfa", Key: fmt.Sprint(int64(u))} }
 
 func passwordKey(u UserID) AttemptKey {

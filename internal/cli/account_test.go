@@ -203,7 +203,7 @@ func TestBadInput(t *testing.T) {
 		{"token no name", "POST", "/api/v1/tokens", tok, map[string]any{"name": " "}, 400, "invalid_input"},
 		{"session id not a number", "DELETE", "/api/v1/sessions/abc", tok, nil, 404, "not_found"},
 		{"unknown api path", "GET", "/api/v1/nope", "", nil, 404, "not_found"},
-		{"forgot no email", "POST", "/api/v1/password/forgot", "", `{}`, 400, "invalid_input"},
+		{"forgot not JSON", "POST", "/api/v1/password/forgot", "", `email=x`, 400, "invalid_input"},
 		{"reset no token", "POST", "/api/v1/password/reset", "", map[string]string{"new_password": "long enough password"}, 400, "invalid_token"},
 	}
 	for _, tt := range tests {

@@ -213,3 +213,49 @@ func TestInvalidUTF8UserAgent(t *testing.T) {
 		}
 	})
 }
+
+// TestIPLimitCountsFirst: a burst of parallel wrong passwords spread over many
+// accounts from one IP evaluates at most the IP's limit; and right passwords from that
+// IP never fill it.
+func TestIPLimitCountsFirst(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		cfg := testConfig(t, dbURL)
+		cfg.IPMaxFailures = 20
+		s := startServer(t, cfg, nil)
+		s.signup(t, "yara", "yara@example.com")
+		for i := 0; i < 30; i++ {
+			s.login(t, "yara") // 30 successes: the IP counter stays empty
+		}
+		counts := parallel(t, 200, func(i int) int {
+			return s.call(t, "POST", "/api/v1/login", "", map[string]string{"login": "spray" + strconv.Itoa(i), "password": "wrong password"}).Status
+		})
+		if counts[401] > 20 || counts[401]+counts[429]+counts[503] != 200 {
+			t.Fatalf("parallel spray from one IP: %v, want at most 20 evaluated (401)", counts)
+		}
+		s.call(t, "POST", "/api/v1/login", "", map[string]string{"login": "yara", "password": testPassword}).want(t, 429)
+	})
+}
+
+// TestResetAttemptsPerIP: random reset tokens cost an argon2id hash each, so they are
+// limited per client IP before any hashing; forgot answers 202 whatever it is sent.
+func TestResetAttemptsPerIP(t *testing.T) {
+	s := startServer(t, testConfig(t, "sqlite:"+t.TempDir()+"/db"), nil)
+	for i := 0; i < 20; i++ {
+		s.call(t, "POST", "/api/v1/password/reset", "", map[string]string{"token": "guess" + strconv.Itoa(i), "new_password": "long enough password"}).want(t, 400, "invalid_token")
+	}
+	s.call(t, "POST", "/api/v1/password/reset", "", map[string]string{"token": "guess", "new_password": "long enough password"}).want(t, 429, "too_many_attempts")
+	for _, body := range []string{`{}`, `{"email":""}`, `{"email":"` + strings.Repeat("a", 300) + `"}`, `{"email":"nobody@example.com"}`} {
+		s.call(t, "POST", "/api/v1/password/forgot", "", body).want(t, 202)
+	}
+}
+
+// TestTokenCannotEndSessions: a leaked personal access token cannot sign the owner out.
+func TestTokenCannotEndSessions(t *testing.T) {
+	s := startServer(t, testConfig(t, "sqlite:"+t.TempDir()+"/db"), nil)
+	s.signup(t, "zack", "zack@example.com")
+	tok := s.login(t, "zack")
+	pat := s.call(t, "POST", "/api/v1/tokens", tok, map[string]any{"name": "ci"}).want(t, 201).str("token")
+	id := s.call(t, "GET", "/api/v1/sessions", tok, nil).want(t, 200).Body["sessions"].([]any)[0].(map[string]any)["id"].(float64)
+	s.call(t, "DELETE", "/api/v1/sessions/"+ftoa(id), pat, nil).want(t, 403, "forbidden_for_token")
+	s.call(t, "GET", "/api/v1/me", tok, nil).want(t, 200)
+}
