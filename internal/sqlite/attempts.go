@@ -9,7 +9,7 @@ import (
 // Attempt reads a failure counter; a missing one is the zero state (Version 0).
 func (s *Store) Attempt(ctx context.Context, key auth.AttemptKey) (auth.AttemptState, error) {
 	var a auth.AttemptState
-	err := s.db.QueryRowContext(ctx, `SELECT failures, locks, locked_until, updated_at, version
+	err := s.queryRow(ctx, `SELECT failures, locks, locked_until, updated_at, version
 		FROM attempts WHERE scope = ? AND key = ?`, key.Scope, key.Key).
 		Scan(&a.Failures, &a.Locks, timeCol{&a.LockedUntil}, timeCol{&a.UpdatedAt}, &a.Version)
 	if err != nil {

@@ -18,7 +18,7 @@ func nullUser(id auth.UserID) any {
 // AddEvent appends to the security log and sets e.ID.
 func (s *Store) AddEvent(ctx context.Context, e *auth.Event) error {
 	return mapErr("add event", retryBusy(ctx, func() error {
-		res, err := s.db.ExecContext(ctx, `INSERT INTO security_events
+		res, err := s.execStmt(ctx, `INSERT INTO security_events
 			(user_id, time, event, outcome, ip, user_agent, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			nullUser(e.UserID), micros(e.Time), e.Event, e.Outcome, e.IP, e.UserAgent, e.Detail)
 		if err != nil {
@@ -64,7 +64,7 @@ func (s *Store) Events(ctx context.Context, user auth.UserID, limit int) ([]auth
 // AddOutbox stores a mail that was not sent through SMTP, body sealed, and sets m.ID.
 func (s *Store) AddOutbox(ctx context.Context, m *auth.OutboxMessage) error {
 	return mapErr("add outbox", retryBusy(ctx, func() error {
-		res, err := s.db.ExecContext(ctx, `INSERT INTO outbox
+		res, err := s.execStmt(ctx, `INSERT INTO outbox
 			(recipient, subject, key_id, ciphertext, created_at) VALUES (?, ?, ?, ?, ?)`,
 			m.To, m.Subject, m.Body.KeyID, m.Body.Ciphertext, micros(m.CreatedAt))
 		if err != nil {

@@ -21,7 +21,7 @@ func (s *Store) SetPendingTOTP(ctx context.Context, p *auth.PendingTOTP) error {
 // PendingTOTP returns the user's pending setup, expired or not.
 func (s *Store) PendingTOTP(ctx context.Context, user auth.UserID) (*auth.PendingTOTP, error) {
 	var p auth.PendingTOTP
-	err := s.db.QueryRowContext(ctx, `SELECT user_id, key_id, ciphertext, expires_at, session_id
+	err := s.queryRow(ctx, `SELECT user_id, key_id, ciphertext, expires_at, session_id
 		FROM totp_pending WHERE user_id = ?`, user).
 		Scan(&p.UserID, &p.Secret.KeyID, &p.Secret.Ciphertext, timeCol{&p.ExpiresAt}, &p.SessionID)
 	if err != nil {
@@ -56,7 +56,7 @@ func (s *Store) EnableTOTP(ctx context.Context, c *auth.TOTPCredential, codeHash
 // TOTP returns the enabled credential or ErrNotFound.
 func (s *Store) TOTP(ctx context.Context, user auth.UserID) (*auth.TOTPCredential, error) {
 	var c auth.TOTPCredential
-	err := s.db.QueryRowContext(ctx, `SELECT user_id, key_id, ciphertext, last_step, created_at
+	err := s.queryRow(ctx, `SELECT user_id, key_id, ciphertext, last_step, created_at
 		FROM totp_credentials WHERE user_id = ?`, user).
 		Scan(&c.UserID, &c.Secret.KeyID, &c.Secret.Ciphertext, &c.LastStep, timeCol{&c.CreatedAt})
 	if err != nil {
@@ -156,7 +156,7 @@ func replaceCodes(ctx context.Context, tx *sql.Tx, user auth.UserID, hashes [][]
 // RecoveryCodeCounts counts the user's codes and the unused ones.
 func (s *Store) RecoveryCodeCounts(ctx context.Context, user auth.UserID) (auth.RecoveryCodeCounts, error) {
 	var c auth.RecoveryCodeCounts
-	err := s.db.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE used_at IS NULL)
+	err := s.queryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE used_at IS NULL)
 		FROM recovery_codes WHERE user_id = ?`, user).Scan(&c.Total, &c.Remaining)
 	return c, mapErr("recovery code counts", err)
 }

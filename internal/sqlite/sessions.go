@@ -22,7 +22,7 @@ func scanSession(row interface{ Scan(...any) error }) (*auth.Session, error) {
 // CreateSession inserts x and sets x.ID.
 func (s *Store) CreateSession(ctx context.Context, x *auth.Session) error {
 	return mapErr("create session", retryBusy(ctx, func() error {
-		res, err := s.db.ExecContext(ctx, `INSERT INTO sessions
+		res, err := s.execStmt(ctx, `INSERT INTO sessions
 			(user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			x.UserID, x.TokenHash, micros(x.CreatedAt), micros(x.LastSeenAt), micros(x.ExpiresAt),
@@ -38,7 +38,7 @@ func (s *Store) CreateSession(ctx context.Context, x *auth.Session) error {
 
 // SessionByTokenHash returns the session, expired or not (the Service decides).
 func (s *Store) SessionByTokenHash(ctx context.Context, hash []byte) (*auth.Session, error) {
-	x, err := scanSession(s.db.QueryRowContext(ctx,
+	x, err := scanSession(s.queryRow(ctx,
 		`SELECT `+sessionColumns+` FROM sessions WHERE token_hash = ?`, hash))
 	return x, mapErr("session by token hash", err)
 }
@@ -110,7 +110,7 @@ func (s *Store) CreatePendingLogin(ctx context.Context, p *auth.PendingLogin) er
 // PendingLoginByTokenHash returns it, expired or not.
 func (s *Store) PendingLoginByTokenHash(ctx context.Context, hash []byte) (*auth.PendingLogin, error) {
 	var p auth.PendingLogin
-	err := s.db.QueryRowContext(ctx, `SELECT token_hash, user_id, created_at, expires_at, ip, user_agent
+	err := s.queryRow(ctx, `SELECT token_hash, user_id, created_at, expires_at, ip, user_agent
 		FROM pending_logins WHERE token_hash = ?`, hash).
 		Scan(&p.TokenHash, &p.UserID, timeCol{&p.CreatedAt}, timeCol{&p.ExpiresAt}, &p.IP, &p.UserAgent)
 	if err != nil {
@@ -133,7 +133,7 @@ func (s *Store) ConsumePendingLogin(ctx context.Context, hash []byte) (bool, err
 func (s *Store) SessionWithUser(ctx context.Context, hash []byte) (*auth.Session, *auth.User, error) {
 	var x auth.Session
 	var u auth.User
-	err := s.db.QueryRowContext(ctx, `SELECT s.id, s.user_id, s.token_hash, s.created_at, s.last_seen_at,
+	err := s.queryRow(ctx, `SELECT s.id, s.user_id, s.token_hash, s.created_at, s.last_seen_at,
 		s.expires_at, s.reauth_at, s.ip, s.user_agent,
 		u.id, u.username, u.email, u.email_verified, u.password_hash, u.is_admin, u.created_at
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, hash).

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -38,6 +39,11 @@ const busyRetries = 3
 // Store is auth.Store on SQLite. It is safe for concurrent use.
 type Store struct {
 	db *sql.DB
+	// stmts holds the prepared statements of the hot paths, by query text.
+	// SQLite parses and plans a short query in more time than it takes to run it
+	// (the session check spent a third of its CPU in the parser), so each query is
+	// prepared once and database/sql re-prepares it on each connection as needed.
+	stmts sync.Map
 }
 
 var _ auth.Store = (*Store)(nil)
@@ -96,9 +102,50 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the connections. Calling it again is harmless.
+// Close releases the statements and connections. Calling it again is harmless.
 func (s *Store) Close() error {
+	s.stmts.Range(func(k, v any) bool {
+		_ = v.(*sql.Stmt).Close()
+		s.stmts.Delete(k)
+		return true
+	})
 	return s.db.Close()
+}
+
+// stmt returns the prepared statement for query, preparing it on first use. Only
+// constant query texts may come here: the cache is never pruned.
+func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		_ = st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// queryRow is QueryRowContext through a prepared statement. If preparing fails, the
+// unprepared query runs instead, so the caller sees the same error from Scan.
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return s.db.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// execStmt is ExecContext through a prepared statement.
+func (s *Store) execStmt(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
 }
 
 // execer is what both *sql.DB and *sql.Tx offer, so helpers serve both.
@@ -112,7 +159,7 @@ type execer interface {
 func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
 	var n int64
 	err := retryBusy(ctx, func() error {
-		res, err := s.db.ExecContext(ctx, query, args...)
+		res, err := s.execStmt(ctx, query, args...)
 		if err != nil {
 			return err
 		}

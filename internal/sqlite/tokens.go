@@ -22,7 +22,7 @@ func scanToken(row interface{ Scan(...any) error }) (*auth.AccessToken, error) {
 // CreateToken inserts a personal access token and sets t.ID.
 func (s *Store) CreateToken(ctx context.Context, t *auth.AccessToken) error {
 	return mapErr("create token", retryBusy(ctx, func() error {
-		res, err := s.db.ExecContext(ctx, `INSERT INTO access_tokens
+		res, err := s.execStmt(ctx, `INSERT INTO access_tokens
 			(user_id, name, token_hash, created_at, expires_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?)`,
 			t.UserID, t.Name, t.TokenHash, micros(t.CreatedAt), micros(t.ExpiresAt), micros(t.LastUsedAt))
 		if err != nil {
@@ -36,7 +36,7 @@ func (s *Store) CreateToken(ctx context.Context, t *auth.AccessToken) error {
 
 // TokenByHash returns the token (expired or not) or ErrNotFound.
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (*auth.AccessToken, error) {
-	t, err := scanToken(s.db.QueryRowContext(ctx,
+	t, err := scanToken(s.queryRow(ctx,
 		`SELECT `+tokenColumns+` FROM access_tokens WHERE token_hash = ?`, hash))
 	return t, mapErr("token by hash", err)
 }

@@ -23,7 +23,7 @@ func scanUser(row interface{ Scan(...any) error }) (*auth.User, error) {
 // email, checked by the unique indexes, so two concurrent sign-ups cannot both win.
 func (s *Store) CreateUser(ctx context.Context, u *auth.User) error {
 	return mapErr("create user", retryBusy(ctx, func() error {
-		res, err := s.db.ExecContext(ctx, `INSERT INTO users
+		res, err := s.execStmt(ctx, `INSERT INTO users
 			(username, username_key, email, email_key, email_verified, password_hash, is_admin, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			u.Username, fold(u.Username), u.Email, fold(u.Email), u.EmailVerified,
@@ -42,7 +42,7 @@ func (s *Store) CreateUser(ctx context.Context, u *auth.User) error {
 
 // UserByID returns the user or ErrNotFound.
 func (s *Store) UserByID(ctx context.Context, id auth.UserID) (*auth.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx,
+	u, err := scanUser(s.queryRow(ctx,
 		`SELECT `+userColumns+` FROM users WHERE id = ?`, id))
 	return u, mapErr("user by id", err)
 }
@@ -52,14 +52,14 @@ func (s *Store) UserByLogin(ctx context.Context, login string) (*auth.User, erro
 	k := fold(login)
 	// Validation keeps "@" out of usernames and in emails, so at most one row matches;
 	// ORDER BY keeps the answer deterministic should old data break that.
-	u, err := scanUser(s.db.QueryRowContext(ctx,
+	u, err := scanUser(s.queryRow(ctx,
 		`SELECT `+userColumns+` FROM users WHERE username_key = ? OR email_key = ? ORDER BY id LIMIT 1`, k, k))
 	return u, mapErr("user by login", err)
 }
 
 // UserByEmail finds a user by email, case-insensitively.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*auth.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx,
+	u, err := scanUser(s.queryRow(ctx,
 		`SELECT `+userColumns+` FROM users WHERE email_key = ?`, fold(email)))
 	return u, mapErr("user by email", err)
 }
