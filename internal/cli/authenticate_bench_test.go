@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -61,7 +62,36 @@ func scratchPostgres(b *testing.B, server string) string {
 	return u.String()
 }
 
+// BenchmarkMe measures GET /api/v1/me through the whole handler — middleware, session
+// check, MFA status, JSON — without the network, for profiling.
+func BenchmarkMe(b *testing.B) {
+	app, tok := benchApp(b, "sqlite:"+filepath.Join(b.TempDir(), "latchkey.db"))
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest("GET", "/api/v1/me", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		app.Handler.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatalf("GET /api/v1/me = %d, want 200", rec.Code)
+		}
+	}
+}
+
 func benchAuthenticate(b *testing.B, dbURL string) {
+	app, tok := benchApp(b, dbURL)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := app.Service.Authenticate(ctx, tok); err != nil {
+			b.Fatalf("Authenticate = %v", err)
+		}
+	}
+}
+
+// benchApp starts an App (without a listener) holding one user with a fresh session,
+// whose token it returns.
+func benchApp(b *testing.B, dbURL string) (*App, string) {
 	args := []string{"--database-url", dbURL, "--secret-key-file", filepath.Join(b.TempDir(), "secret.key")}
 	cfg, _, err := config.Load("bench", args, func(string) string { return "" }, io.Discard, nil)
 	if err != nil {
@@ -73,7 +103,7 @@ func benchAuthenticate(b *testing.B, dbURL string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer app.Close()
+	b.Cleanup(func() { app.Close() })
 	u := &auth.User{Username: "bench", Email: "bench@example.com", PasswordHash: "x", CreatedAt: now}
 	if err := app.Store.CreateUser(ctx, u); err != nil {
 		b.Fatal(err)
@@ -83,10 +113,5 @@ func benchAuthenticate(b *testing.B, dbURL string) {
 	if err := app.Store.CreateSession(ctx, s); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := app.Service.Authenticate(ctx, tok); err != nil {
-			b.Fatalf("Authenticate = %v", err)
-		}
-	}
+	return app, tok
 }
