@@ -65,6 +65,18 @@ var ErrNotFound = errors.New("not found")
 // it in a *ConflictError naming the field when they can tell which one.
 var ErrConflict = errors.New("conflict")
 
+// Errors of Store.FinishSignIn, CreateSession and CreatePendingLogin: each means the
+// transaction changed nothing.
+var (
+	// ErrPendingGone: the pending login was consumed meanwhile (or never existed).
+	ErrPendingGone = errors.New("pending login gone")
+	// ErrFactorUsed: the TOTP step was not later than the last one accepted, or the
+	// recovery code was used or unknown.
+	ErrFactorUsed = errors.New("second factor already used")
+	// ErrCredentialsChanged: the user's credentials changed since the password check.
+	ErrCredentialsChanged = errors.New("credentials changed")
+)
+
 // ConflictError names the unique field that was violated ("username", "email", ...).
 type ConflictError struct{ Field string }
 

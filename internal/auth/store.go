@@ -38,11 +38,17 @@ type Store interface {
 	// ChangePassword sets the password hash and deletes every session of the user
 	// except keep (0: all), in one transaction.
 	//
-	// Wherever a method here deletes a user's sessions, it also deletes every pending
-	// login of that user: a half-done sign-in never outlives the sessions' end.
+	// Wherever a method here deletes a user's sessions (ChangePassword,
+	// ResetPassword, EnableTOTP, DisableMFA, DeleteSessions, ApproveRecoveryRequest), in
+	// the same transaction it also deletes every pending login of that user, adds one to
+	// the user's cred_epoch, and gives the kept session (if any) the new epoch: a
+	// half-done sign-in never outlives the sessions' end, and a sign-in racing the change
+	// cannot create a session under the old epoch afterwards.
 	ChangePassword(ctx context.Context, id UserID, hash string, keep SessionID) error
 
-	// CreateSession inserts s and sets s.ID.
+	// CreateSession inserts s and sets s.ID, only while the user's cred_epoch equals
+	// s.CredEpoch (one conditional INSERT … SELECT): otherwise it changes nothing and
+	// returns ErrCredentialsChanged.
 	CreateSession(ctx context.Context, s *Session) error
 	// SessionByTokenHash returns the session, expired or not (the Service decides).
 	SessionByTokenHash(ctx context.Context, hash []byte) (*Session, error)
@@ -62,7 +68,8 @@ type Store interface {
 	// returns how many went.
 	DeleteSessions(ctx context.Context, user UserID, keep SessionID) (int, error)
 
-	// CreatePendingLogin stores the state after a correct password.
+	// CreatePendingLogin stores the state after a correct password, only while the
+	// user's cred_epoch equals p.CredEpoch; otherwise ErrCredentialsChanged.
 	CreatePendingLogin(ctx context.Context, p *PendingLogin) error
 	// PendingLoginByTokenHash returns it, expired or not.
 	PendingLoginByTokenHash(ctx context.Context, hash []byte) (*PendingLogin, error)
@@ -186,6 +193,15 @@ type Store interface {
 	// than n reminders were recorded, and reports whether it did: each reminder is
 	// sent once, whichever replica gets there first.
 	MarkRecoveryReminder(ctx context.Context, id RecoveryRequestID, n int) (bool, error)
+
+	// FinishSignIn applies a successful sign-in step in one transaction, in this
+	// order: consume the pending login (ErrPendingGone if it is gone), accept the TOTP
+	// step or spend the recovery code (ErrFactorUsed if the step is not later than
+	// last_step or the code is used or unknown), insert the session
+	// (ErrCredentialsChanged if the user's cred_epoch moved on), zero the listed attempt
+	// counters, append the event. On any error nothing changes; on success f.Session.ID
+	// is set.
+	FinishSignIn(ctx context.Context, f *SignInFinish) error
 }
 
 // PurgeBefore says what Purge may delete.

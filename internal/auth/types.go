@@ -26,6 +26,11 @@ type User struct {
 	PasswordHash  string // argon2id PHC string
 	IsAdmin       bool
 	CreatedAt     time.Time
+	// CredEpoch counts the credential changes that end sessions (password change or
+	// reset, MFA on or off, an approved recovery). Sessions and pending logins carry the
+	// epoch they were opened under and are dead once it moves on, so a sign-in that
+	// checked the old password just before a change can never open a session after it.
+	CredEpoch int64
 }
 
 // Session is a signed-in browser or API session. The token itself is never stored:
@@ -40,6 +45,7 @@ type Session struct {
 	ReauthAt   time.Time // last sign-in or re-authentication; sensitive actions need it recent
 	IP         string
 	UserAgent  string
+	CredEpoch  int64 // the user's CredEpoch when the session was opened
 }
 
 // PendingLogin is the state between a correct password and the second factor. It
@@ -51,6 +57,7 @@ type PendingLogin struct {
 	ExpiresAt time.Time
 	IP        string
 	UserAgent string
+	CredEpoch int64 // the user's CredEpoch when the password was checked
 }
 
 // AttemptKey names one failure counter: Scope is "mfa", "pw-account" or "pw-ip".
@@ -227,3 +234,22 @@ type RecoveryLimit struct {
 // RecoveryRetention is how long an expired, never verified recovery request is kept
 // (for the operator's view and the security record) before Purge deletes it.
 const RecoveryRetention = 24 * time.Hour
+
+// SignInFinish is everything that ends a successful sign-in step, applied by
+// Store.FinishSignIn in one transaction.
+type SignInFinish struct {
+	// Session is inserted (its ID set) only while the user's CredEpoch still equals
+	// Session.CredEpoch.
+	Session *Session
+	// PendingHash, if set, names the pending login to consume; it must still exist.
+	PendingHash []byte
+	// TOTPStep, if > 0, is the step to accept: last_step must be lower, and becomes it.
+	TOTPStep int64
+	// RecoveryCodeHash, if set, is the user's unused recovery code to spend (used_at =
+	// Session.CreatedAt).
+	RecoveryCodeHash []byte
+	// ResetAttempts are the counters a success zeroes (failures, locks, lock; version bumped).
+	ResetAttempts []AttemptKey
+	// Event is appended to the security log.
+	Event *Event
+}
