@@ -16,12 +16,18 @@ func nullUser(id auth.UserID) any {
 	return id
 }
 
+// insertEvent appends one line to the security log; AddEvent and FinishSignIn share it.
+const insertEvent = `INSERT INTO security_events (user_id, time, event, outcome, ip, user_agent, detail)
+	VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`
+
+func insertEventArgs(e *auth.Event) []any {
+	return []any{nullUser(e.UserID), ts(e.Time), e.Event, e.Outcome, e.IP, e.UserAgent, e.Detail}
+}
+
 // AddEvent appends to the security log and sets e.ID.
 func (s *Store) AddEvent(ctx context.Context, e *auth.Event) error {
 	return mapErr("add event", s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&e.ID) },
-		`INSERT INTO security_events (user_id, time, event, outcome, ip, user_agent, detail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-		nullUser(e.UserID), ts(e.Time), e.Event, e.Outcome, e.IP, e.UserAgent, e.Detail))
+		insertEvent, insertEventArgs(e)...))
 }
 
 // Events returns the user's events newest first (user 0: every event), at most limit;

@@ -40,6 +40,10 @@ func (s *Store) PendingTOTP(ctx context.Context, user auth.UserID) (*auth.Pendin
 // enable (ErrConflict).
 func (s *Store) EnableTOTP(ctx context.Context, c *auth.TOTPCredential, codeHashes [][]byte, keep auth.SessionID) error {
 	return mapErr("enable totp", s.tx(ctx, func(tx pgx.Tx) error {
+		// First: it locks the user's row (the lock order deleteSessions explains).
+		if _, err := deleteSessions(ctx, tx, c.UserID, keep); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO totp_credentials
 			(user_id, key_id, ciphertext, last_step, created_at) VALUES ($1, $2, $3, $4, $5)`,
 			c.UserID, c.Secret.KeyID, c.Secret.Ciphertext, c.LastStep, ts(c.CreatedAt)); err != nil {
@@ -48,11 +52,7 @@ func (s *Store) EnableTOTP(ctx context.Context, c *auth.TOTPCredential, codeHash
 		if _, err := tx.Exec(ctx, `DELETE FROM totp_pending WHERE user_id = $1`, c.UserID); err != nil {
 			return err
 		}
-		if err := replaceCodes(ctx, tx, c.UserID, codeHashes, c.CreatedAt); err != nil {
-			return err
-		}
-		_, err := deleteSessions(ctx, tx, c.UserID, keep)
-		return err
+		return replaceCodes(ctx, tx, c.UserID, codeHashes, c.CreatedAt)
 	}))
 }
 
@@ -85,6 +85,10 @@ func (s *Store) AdvanceTOTPStep(ctx context.Context, user auth.UserID, step int6
 func (s *Store) DisableMFA(ctx context.Context, user auth.UserID, keep auth.SessionID) (bool, error) {
 	var existed bool
 	err := s.tx(ctx, func(tx pgx.Tx) error {
+		// First: it locks the user's row (the lock order deleteSessions explains).
+		if _, err := deleteSessions(ctx, tx, user, keep); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `DELETE FROM totp_credentials WHERE user_id = $1`, user)
 		if err != nil {
 			return err
@@ -98,8 +102,7 @@ func (s *Store) DisableMFA(ctx context.Context, user auth.UserID, keep auth.Sess
 				return err
 			}
 		}
-		_, err = deleteSessions(ctx, tx, user, keep)
-		return err
+		return nil
 	})
 	if err != nil {
 		return false, mapErr("disable mfa", err)

@@ -156,6 +156,10 @@ func (s *Store) ApproveRecoveryRequest(ctx context.Context, id auth.RecoveryRequ
 			auth.RecoveryPending, auth.RecoveryVerified); err != nil {
 			return err
 		}
+		// Before the factors: it locks the user's row (the lock order deleteSessions explains).
+		if _, err := deleteSessions(ctx, tx, user, 0); err != nil {
+			return err
+		}
 		for _, q := range []string{
 			`DELETE FROM totp_credentials WHERE user_id = $1`,
 			`DELETE FROM totp_pending WHERE user_id = $1`,
@@ -164,9 +168,6 @@ func (s *Store) ApproveRecoveryRequest(ctx context.Context, id auth.RecoveryRequ
 			if _, err := tx.Exec(ctx, q, user); err != nil {
 				return err
 			}
-		}
-		if _, err := deleteSessions(ctx, tx, user, 0); err != nil {
-			return err
 		}
 		reset.UserID = user
 		_, err = tx.Exec(ctx, `INSERT INTO password_resets (token_hash, user_id, created_at, expires_at)

@@ -1,7 +1,11 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -9,23 +13,57 @@ import (
 	"github.com/latchkey/latchkey/internal/auth"
 )
 
-const sessionColumns = `id, user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent`
+const sessionColumns = `id, user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent, cred_epoch`
 
 func scanSession(row pgx.Row) (auth.Session, error) {
 	var x auth.Session
 	err := row.Scan(&x.ID, &x.UserID, &x.TokenHash, timeCol{&x.CreatedAt}, timeCol{&x.LastSeenAt},
-		timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.IP, &x.UserAgent)
+		timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.IP, &x.UserAgent, &x.CredEpoch)
 	return x, err
 }
 
-// CreateSession inserts x and sets x.ID.
+// insertSession inserts a session only while the user's cred_epoch is still the one
+// the session was opened under; user_id and cred_epoch come from the user's row.
+//
+// FOR SHARE is what makes the condition hold at commit, not just at the statement's
+// snapshot: under READ COMMITTED a plain SELECT would read the old epoch past an
+// uncommitted bump and insert a session the bumping transaction's DELETE (already run)
+// never sees. Share-locking the row waits for any transaction that bumped it and then
+// re-checks the epoch against the committed row; and a bump that comes later waits for
+// this insert to commit, so its DELETE of the sessions sees the new row. (The foreign
+// key's own KEY SHARE lock does not conflict with an UPDATE of cred_epoch.)
+const insertSession = `INSERT INTO sessions
+	(user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent, cred_epoch)
+	SELECT id, $2, $3, $4, $5, $6, $7, $8, cred_epoch FROM users WHERE id = $1 AND cred_epoch = $9
+	FOR SHARE
+	RETURNING id`
+
+func insertSessionArgs(x *auth.Session) []any {
+	return []any{x.UserID, x.TokenHash, ts(x.CreatedAt), ts(x.LastSeenAt), ts(x.ExpiresAt),
+		ts(x.ReauthAt), x.IP, x.UserAgent, x.CredEpoch}
+}
+
+// scanSessionID reads the id insertSession returned. No row means the epoch moved on
+// (or the user is gone): ErrCredentialsChanged.
+func scanSessionID(r pgx.Row, id *auth.SessionID) error {
+	err := r.Scan(id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return auth.ErrCredentialsChanged
+	}
+	return err
+}
+
+// CreateSession inserts x and sets x.ID, only while the user's cred_epoch equals
+// x.CredEpoch; otherwise it inserts nothing and returns ErrCredentialsChanged.
 func (s *Store) CreateSession(ctx context.Context, x *auth.Session) error {
-	return mapErr("create session", s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&x.ID) },
-		`INSERT INTO sessions
-		(user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
-		x.UserID, x.TokenHash, ts(x.CreatedAt), ts(x.LastSeenAt), ts(x.ExpiresAt),
-		ts(x.ReauthAt), x.IP, x.UserAgent))
+	var id auth.SessionID
+	err := s.queryRow(ctx, func(r pgx.Row) error { return scanSessionID(r, &id) },
+		insertSession, insertSessionArgs(x)...)
+	if err != nil {
+		return mapErr("create session", err)
+	}
+	x.ID = id
+	return nil
 }
 
 // SessionByTokenHash returns the session, expired or not (the Service decides).
@@ -65,15 +103,38 @@ func (s *Store) DeleteSession(ctx context.Context, user auth.UserID, id auth.Ses
 		`DELETE FROM sessions WHERE id = $1 AND user_id = $2`, id, user)))
 }
 
-// DeleteSessions deletes every session of the user except keep (0: all).
+// DeleteSessions deletes every session of the user except keep (0: all), with the
+// same epoch bump as every other way sessions end, in one transaction.
 func (s *Store) DeleteSessions(ctx context.Context, user auth.UserID, keep auth.SessionID) (int, error) {
-	n, err := s.exec(ctx, `DELETE FROM sessions WHERE user_id = $1 AND id <> $2`, user, keep)
+	var n int64
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		n, err = deleteSessions(ctx, tx, user, keep)
+		return err
+	})
 	return int(n), mapErr("delete sessions", err)
 }
 
-// deleteSessions is DeleteSessions inside a wider transaction. Session ids start at 1,
-// so keep == 0 spares none.
+// deleteSessions ends the user's sessions except keep inside a wider transaction.
+// Session ids start at 1, so keep == 0 spares none.
+//
+// It adds one to the user's cred_epoch and gives the kept session the new epoch, so a
+// sign-in that checked the old credentials cannot insert its session or pending login
+// afterwards, and the session that made the change stays current. The bump comes
+// first and callers run this before they touch the factor tables: it locks the user's
+// row, which FinishSignIn share-locks before anything else, so the two always lock in
+// the same order and cannot deadlock; and a racing insert that already holds the
+// share lock commits before the DELETEs below run, so they see its row.
 func deleteSessions(ctx context.Context, q querier, user auth.UserID, keep auth.SessionID) (int64, error) {
+	var epoch int64
+	err := q.QueryRow(ctx, `UPDATE users SET cred_epoch = cred_epoch + 1 WHERE id = $1
+		RETURNING cred_epoch`, user).Scan(&epoch)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil // no such user, so no sessions: the foreign keys cascade
+	}
+	if err != nil {
+		return 0, err
+	}
 	// Sign-ins half done (password right, second factor pending) end with the sessions:
 	// after a password change or reset, someone who knew the old password must not be
 	// able to finish one.
@@ -81,14 +142,31 @@ func deleteSessions(ctx context.Context, q querier, user auth.UserID, keep auth.
 		return 0, err
 	}
 	tag, err := q.Exec(ctx, `DELETE FROM sessions WHERE user_id = $1 AND id <> $2`, user, keep)
-	return tag.RowsAffected(), err
+	if err != nil {
+		return 0, err
+	}
+	if keep != 0 {
+		if _, err := q.Exec(ctx, `UPDATE sessions SET cred_epoch = $1 WHERE id = $2 AND user_id = $3`,
+			epoch, keep, user); err != nil {
+			return 0, err
+		}
+	}
+	return tag.RowsAffected(), nil
 }
 
-// CreatePendingLogin stores the state after a correct password.
+// CreatePendingLogin stores the state after a correct password, only while the user's
+// cred_epoch equals p.CredEpoch (one conditional INSERT … SELECT … FOR SHARE, for the
+// reason given at insertSession); otherwise it stores nothing and returns
+// ErrCredentialsChanged.
 func (s *Store) CreatePendingLogin(ctx context.Context, p *auth.PendingLogin) error {
-	_, err := s.exec(ctx, `INSERT INTO pending_logins
-		(token_hash, user_id, created_at, expires_at, ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6)`,
-		p.TokenHash, p.UserID, ts(p.CreatedAt), ts(p.ExpiresAt), p.IP, p.UserAgent)
+	n, err := s.exec(ctx, `INSERT INTO pending_logins
+		(token_hash, user_id, created_at, expires_at, ip, user_agent, cred_epoch)
+		SELECT $1, id, $2, $3, $4, $5, cred_epoch FROM users WHERE id = $6 AND cred_epoch = $7
+		FOR SHARE`,
+		p.TokenHash, ts(p.CreatedAt), ts(p.ExpiresAt), p.IP, p.UserAgent, p.UserID, p.CredEpoch)
+	if err == nil && n == 0 {
+		err = auth.ErrCredentialsChanged
+	}
 	return mapErr("create pending login", err)
 }
 
@@ -96,8 +174,9 @@ func (s *Store) CreatePendingLogin(ctx context.Context, p *auth.PendingLogin) er
 func (s *Store) PendingLoginByTokenHash(ctx context.Context, hash []byte) (*auth.PendingLogin, error) {
 	var p auth.PendingLogin
 	err := s.queryRow(ctx, func(r pgx.Row) error {
-		return r.Scan(&p.TokenHash, &p.UserID, timeCol{&p.CreatedAt}, timeCol{&p.ExpiresAt}, &p.IP, &p.UserAgent)
-	}, `SELECT token_hash, user_id, created_at, expires_at, ip, user_agent
+		return r.Scan(&p.TokenHash, &p.UserID, timeCol{&p.CreatedAt}, timeCol{&p.ExpiresAt}, &p.IP, &p.UserAgent,
+			&p.CredEpoch)
+	}, `SELECT token_hash, user_id, created_at, expires_at, ip, user_agent, cred_epoch
 		FROM pending_logins WHERE token_hash = $1`, hash)
 	if err != nil {
 		return nil, mapErr("pending login by token hash", err)
@@ -121,13 +200,108 @@ func (s *Store) SessionWithUser(ctx context.Context, hash []byte) (*auth.Session
 	var u auth.User
 	err := s.queryRow(ctx, func(r pgx.Row) error {
 		return r.Scan(&x.ID, &x.UserID, &x.TokenHash, timeCol{&x.CreatedAt}, timeCol{&x.LastSeenAt},
-			timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.IP, &x.UserAgent,
-			&u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.PasswordHash, &u.IsAdmin, timeCol{&u.CreatedAt})
+			timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.IP, &x.UserAgent, &x.CredEpoch,
+			&u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.PasswordHash, &u.IsAdmin, timeCol{&u.CreatedAt},
+			&u.CredEpoch)
 	}, `SELECT s.id, s.user_id, s.token_hash, s.created_at, s.last_seen_at, s.expires_at, s.reauth_at, s.ip, s.user_agent,
-		u.id, u.username, u.email, u.email_verified, u.password_hash, u.is_admin, u.created_at
+		s.cred_epoch,
+		u.id, u.username, u.email, u.email_verified, u.password_hash, u.is_admin, u.created_at, u.cred_epoch
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1`, hash)
 	if err != nil {
 		return nil, nil, mapErr("session with user", err)
 	}
 	return &x, &u, nil
+}
+
+// FinishSignIn applies a successful sign-in step in one transaction: consume the
+// pending login, accept the TOTP step or spend the recovery code, insert the session
+// under the epoch condition, zero the counters and append the event. Any failure rolls
+// everything back, so a factor is never spent without its session and a session never
+// opens without its factor. Each step settles its race by its own condition and
+// rows-affected check, as ConsumePendingLogin, AdvanceTOTPStep, UseRecoveryCode and
+// CreateSession do on their own; pgx caches the prepared statements per connection.
+func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
+	if f.Session == nil {
+		return errors.New("postgres: finish sign-in: no session")
+	}
+	x := f.Session
+	keys := sortedAttemptKeys(f.ResetAttempts)
+	var sessionID auth.SessionID
+	var eventID int64
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		// The user's row first, share-locked for the whole transaction: every
+		// credential change locks it before the pending logins, the factors and the
+		// sessions (see deleteSessions), so taking it first here as well keeps one lock
+		// order and no deadlock; sign-ins share the lock and do not wait for each other.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR SHARE`, x.UserID); err != nil {
+			return err
+		}
+		if f.PendingHash != nil {
+			tag, err := tx.Exec(ctx, `DELETE FROM pending_logins WHERE token_hash = $1`, f.PendingHash)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				return auth.ErrPendingGone
+			}
+		}
+		if f.TOTPStep > 0 {
+			tag, err := tx.Exec(ctx, `UPDATE totp_credentials SET last_step = $1
+				WHERE user_id = $2 AND last_step < $1`, f.TOTPStep, x.UserID)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				return auth.ErrFactorUsed
+			}
+		}
+		if f.RecoveryCodeHash != nil {
+			tag, err := tx.Exec(ctx, `UPDATE recovery_codes SET used_at = $1
+				WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL`,
+				ts(x.CreatedAt), x.UserID, f.RecoveryCodeHash)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				return auth.ErrFactorUsed
+			}
+		}
+		if err := scanSessionID(tx.QueryRow(ctx, insertSession, insertSessionArgs(x)...), &sessionID); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			// No row is fine: a counter that never counted has nothing to reset.
+			if _, err := tx.Exec(ctx, `UPDATE attempts
+				SET failures = 0, locks = 0, locked_until = NULL, updated_at = $1, version = version + 1
+				WHERE scope = $2 AND key = $3`, ts(x.CreatedAt), k.Scope, k.Key); err != nil {
+				return err
+			}
+		}
+		if f.Event != nil {
+			if err := tx.QueryRow(ctx, insertEvent, insertEventArgs(f.Event)...).Scan(&eventID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return mapErr("finish sign-in", err)
+	}
+	// Only now: a rolled-back transaction must not leave ids on f.
+	x.ID = sessionID
+	if f.Event != nil {
+		f.Event.ID = eventID
+	}
+	return nil
+}
+
+// sortedAttemptKeys returns a sorted copy of keys, so that every transaction resetting
+// several counters locks their rows in the same order: two sign-ins resetting the same
+// counters can then never deadlock.
+func sortedAttemptKeys(keys []auth.AttemptKey) []auth.AttemptKey {
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, func(a, b auth.AttemptKey) int {
+		return cmp.Or(strings.Compare(a.Scope, b.Scope), strings.Compare(a.Key, b.Key))
+	})
+	return keys
 }

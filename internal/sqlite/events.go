@@ -15,12 +15,18 @@ func nullUser(id auth.UserID) any {
 	return id
 }
 
+// insertEvent appends one line to the security log; AddEvent and FinishSignIn share it.
+const insertEvent = `INSERT INTO security_events
+	(user_id, time, event, outcome, ip, user_agent, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`
+
+func insertEventArgs(e *auth.Event) []any {
+	return []any{nullUser(e.UserID), micros(e.Time), e.Event, e.Outcome, e.IP, e.UserAgent, e.Detail}
+}
+
 // AddEvent appends to the security log and sets e.ID.
 func (s *Store) AddEvent(ctx context.Context, e *auth.Event) error {
 	return mapErr("add event", retryBusy(ctx, func() error {
-		res, err := s.execStmt(ctx, `INSERT INTO security_events
-			(user_id, time, event, outcome, ip, user_agent, detail) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			nullUser(e.UserID), micros(e.Time), e.Event, e.Outcome, e.IP, e.UserAgent, e.Detail)
+		res, err := s.execStmt(ctx, insertEvent, insertEventArgs(e)...)
 		if err != nil {
 			return err
 		}

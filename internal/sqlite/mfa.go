@@ -37,6 +37,9 @@ func (s *Store) PendingTOTP(ctx context.Context, user auth.UserID) (*auth.Pendin
 // concurrent confirmations cannot both enable (ErrConflict).
 func (s *Store) EnableTOTP(ctx context.Context, c *auth.TOTPCredential, codeHashes [][]byte, keep auth.SessionID) error {
 	return mapErr("enable totp", s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := deleteSessions(ctx, tx, c.UserID, keep); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO totp_credentials
 			(user_id, key_id, ciphertext, last_step, created_at) VALUES (?, ?, ?, ?, ?)`,
 			c.UserID, c.Secret.KeyID, c.Secret.Ciphertext, c.LastStep, micros(c.CreatedAt)); err != nil {
@@ -45,11 +48,7 @@ func (s *Store) EnableTOTP(ctx context.Context, c *auth.TOTPCredential, codeHash
 		if _, err := tx.ExecContext(ctx, `DELETE FROM totp_pending WHERE user_id = ?`, c.UserID); err != nil {
 			return err
 		}
-		if err := replaceCodes(ctx, tx, c.UserID, codeHashes, c.CreatedAt); err != nil {
-			return err
-		}
-		_, err := deleteSessions(ctx, tx, c.UserID, keep)
-		return err
+		return replaceCodes(ctx, tx, c.UserID, codeHashes, c.CreatedAt)
 	}))
 }
 
@@ -82,6 +81,9 @@ func (s *Store) AdvanceTOTPStep(ctx context.Context, user auth.UserID, step int6
 func (s *Store) DisableMFA(ctx context.Context, user auth.UserID, keep auth.SessionID) (bool, error) {
 	var existed bool
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := deleteSessions(ctx, tx, user, keep); err != nil {
+			return err
+		}
 		n, err := rowsAffected(tx.ExecContext(ctx, `DELETE FROM totp_credentials WHERE user_id = ?`, user))
 		if err != nil {
 			return err
@@ -95,8 +97,7 @@ func (s *Store) DisableMFA(ctx context.Context, user auth.UserID, keep auth.Sess
 				return err
 			}
 		}
-		_, err = deleteSessions(ctx, tx, user, keep)
-		return err
+		return nil
 	})
 	if err != nil {
 		return false, mapErr("disable mfa", err)

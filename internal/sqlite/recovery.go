@@ -170,6 +170,9 @@ func (s *Store) ApproveRecoveryRequest(ctx context.Context, id auth.RecoveryRequ
 			auth.RecoveryPending, auth.RecoveryVerified); err != nil {
 			return err
 		}
+		if _, err := deleteSessions(ctx, tx, user, 0); err != nil {
+			return err
+		}
 		for _, q := range []string{
 			`DELETE FROM totp_credentials WHERE user_id = ?`,
 			`DELETE FROM totp_pending WHERE user_id = ?`,
@@ -178,9 +181,6 @@ func (s *Store) ApproveRecoveryRequest(ctx context.Context, id auth.RecoveryRequ
 			if _, err := tx.ExecContext(ctx, q, user); err != nil {
 				return err
 			}
-		}
-		if _, err := deleteSessions(ctx, tx, user, 0); err != nil {
-			return err
 		}
 		reset.UserID = user
 		_, err = tx.ExecContext(ctx, `INSERT INTO password_resets (token_hash, user_id, created_at, expires_at)

@@ -1,38 +1,64 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
+	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/auth"
 )
 
-const sessionColumns = `id, user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent`
+const sessionColumns = `id, user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent, cred_epoch`
 
 func scanSession(row interface{ Scan(...any) error }) (*auth.Session, error) {
 	var x auth.Session
 	err := row.Scan(&x.ID, &x.UserID, &x.TokenHash, timeCol{&x.CreatedAt}, timeCol{&x.LastSeenAt},
-		timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.IP, &x.UserAgent)
+		timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.IP, &x.UserAgent, &x.CredEpoch)
 	if err != nil {
 		return nil, err
 	}
 	return &x, nil
 }
 
-// CreateSession inserts x and sets x.ID.
+// insertSession inserts a session only while the user's cred_epoch is still the one
+// the session was opened under. Check and insert are one statement, so no credential
+// change can commit between them; user_id and cred_epoch come from the user's row.
+const insertSession = `INSERT INTO sessions
+	(user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent, cred_epoch)
+	SELECT id, ?, ?, ?, ?, ?, ?, ?, cred_epoch FROM users WHERE id = ? AND cred_epoch = ?`
+
+func insertSessionArgs(x *auth.Session) []any {
+	return []any{x.TokenHash, micros(x.CreatedAt), micros(x.LastSeenAt), micros(x.ExpiresAt),
+		micros(x.ReauthAt), x.IP, x.UserAgent, x.UserID, x.CredEpoch}
+}
+
+// insertedID reads the id of the row insertSession added. No row means the epoch moved
+// on (or the user is gone): ErrCredentialsChanged.
+func insertedID(res sql.Result, err error) (int64, error) {
+	n, err := rowsAffected(res, err)
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, auth.ErrCredentialsChanged
+	}
+	return res.LastInsertId()
+}
+
+// CreateSession inserts x and sets x.ID, only while the user's cred_epoch equals
+// x.CredEpoch; otherwise it inserts nothing and returns ErrCredentialsChanged.
 func (s *Store) CreateSession(ctx context.Context, x *auth.Session) error {
 	return mapErr("create session", retryBusy(ctx, func() error {
-		res, err := s.execStmt(ctx, `INSERT INTO sessions
-			(user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			x.UserID, x.TokenHash, micros(x.CreatedAt), micros(x.LastSeenAt), micros(x.ExpiresAt),
-			micros(x.ReauthAt), x.IP, x.UserAgent)
+		id, err := insertedID(s.execStmt(ctx, insertSession, insertSessionArgs(x)...))
 		if err != nil {
 			return err
 		}
-		id, err := res.LastInsertId()
 		x.ID = auth.SessionID(id)
-		return err
+		return nil
 	}))
 }
 
@@ -81,38 +107,75 @@ func (s *Store) DeleteSession(ctx context.Context, user auth.UserID, id auth.Ses
 		`DELETE FROM sessions WHERE id = ? AND user_id = ?`, id, user)))
 }
 
-// DeleteSessions deletes every session of the user except keep (0: all).
+// DeleteSessions deletes every session of the user except keep (0: all), with the
+// same epoch bump as every other way sessions end, in one transaction.
 func (s *Store) DeleteSessions(ctx context.Context, user auth.UserID, keep auth.SessionID) (int, error) {
-	n, err := s.exec(ctx, `DELETE FROM sessions WHERE user_id = ? AND id <> ?`, user, keep)
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		n, err = deleteSessions(ctx, tx, user, keep)
+		return err
+	})
 	return int(n), mapErr("delete sessions", err)
 }
 
-// deleteSessions is DeleteSessions inside a wider transaction. Session ids start at 1,
-// so keep == 0 spares none.
+// deleteSessions ends the user's sessions except keep inside a wider transaction.
+// Session ids start at 1, so keep == 0 spares none. Callers run it before they touch
+// the factor tables: the postgres store needs the user's row locked first (see its
+// deleteSessions), and both stores keep one order so they read alike.
+//
+// It adds one to the user's cred_epoch and gives the kept session the new epoch, so a
+// sign-in that checked the old credentials cannot insert its session or pending login
+// afterwards, and the session that made the change stays current.
 func deleteSessions(ctx context.Context, q execer, user auth.UserID, keep auth.SessionID) (int64, error) {
+	var epoch int64
+	err := q.QueryRowContext(ctx, `UPDATE users SET cred_epoch = cred_epoch + 1 WHERE id = ?
+		RETURNING cred_epoch`, user).Scan(&epoch)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil // no such user, so no sessions: the foreign keys cascade
+	}
+	if err != nil {
+		return 0, err
+	}
 	// Sign-ins half done (password right, second factor pending) end with the sessions:
 	// after a password change or reset, someone who knew the old password must not be
 	// able to finish one.
 	if _, err := q.ExecContext(ctx, `DELETE FROM pending_logins WHERE user_id = ?`, user); err != nil {
 		return 0, err
 	}
-	return rowsAffected(q.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id <> ?`, user, keep))
+	n, err := rowsAffected(q.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id <> ?`, user, keep))
+	if err != nil {
+		return 0, err
+	}
+	if keep != 0 {
+		if _, err := q.ExecContext(ctx, `UPDATE sessions SET cred_epoch = ? WHERE id = ? AND user_id = ?`,
+			epoch, keep, user); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }
 
-// CreatePendingLogin stores the state after a correct password.
+// CreatePendingLogin stores the state after a correct password, only while the user's
+// cred_epoch equals p.CredEpoch (one conditional INSERT … SELECT, as for sessions);
+// otherwise it stores nothing and returns ErrCredentialsChanged.
 func (s *Store) CreatePendingLogin(ctx context.Context, p *auth.PendingLogin) error {
-	_, err := s.exec(ctx, `INSERT INTO pending_logins
-		(token_hash, user_id, created_at, expires_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?)`,
-		p.TokenHash, p.UserID, micros(p.CreatedAt), micros(p.ExpiresAt), p.IP, p.UserAgent)
+	n, err := s.exec(ctx, `INSERT INTO pending_logins
+		(token_hash, user_id, created_at, expires_at, ip, user_agent, cred_epoch)
+		SELECT ?, id, ?, ?, ?, ?, cred_epoch FROM users WHERE id = ? AND cred_epoch = ?`,
+		p.TokenHash, micros(p.CreatedAt), micros(p.ExpiresAt), p.IP, p.UserAgent, p.UserID, p.CredEpoch)
+	if err == nil && n == 0 {
+		err = auth.ErrCredentialsChanged
+	}
 	return mapErr("create pending login", err)
 }
 
 // PendingLoginByTokenHash returns it, expired or not.
 func (s *Store) PendingLoginByTokenHash(ctx context.Context, hash []byte) (*auth.PendingLogin, error) {
 	var p auth.PendingLogin
-	err := s.queryRow(ctx, `SELECT token_hash, user_id, created_at, expires_at, ip, user_agent
+	err := s.queryRow(ctx, `SELECT token_hash, user_id, created_at, expires_at, ip, user_agent, cred_epoch
 		FROM pending_logins WHERE token_hash = ?`, hash).
-		Scan(&p.TokenHash, &p.UserID, timeCol{&p.CreatedAt}, timeCol{&p.ExpiresAt}, &p.IP, &p.UserAgent)
+		Scan(&p.TokenHash, &p.UserID, timeCol{&p.CreatedAt}, timeCol{&p.ExpiresAt}, &p.IP, &p.UserAgent, &p.CredEpoch)
 	if err != nil {
 		return nil, mapErr("pending login by token hash", err)
 	}
@@ -134,14 +197,132 @@ func (s *Store) SessionWithUser(ctx context.Context, hash []byte) (*auth.Session
 	var x auth.Session
 	var u auth.User
 	err := s.queryRow(ctx, `SELECT s.id, s.user_id, s.token_hash, s.created_at, s.last_seen_at,
-		s.expires_at, s.reauth_at, s.ip, s.user_agent,
-		u.id, u.username, u.email, u.email_verified, u.password_hash, u.is_admin, u.created_at
+		s.expires_at, s.reauth_at, s.ip, s.user_agent, s.cred_epoch,
+		u.id, u.username, u.email, u.email_verified, u.password_hash, u.is_admin, u.created_at, u.cred_epoch
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, hash).
 		Scan(&x.ID, &x.UserID, &x.TokenHash, timeCol{&x.CreatedAt}, timeCol{&x.LastSeenAt},
-			timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.IP, &x.UserAgent,
-			&u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.PasswordHash, &u.IsAdmin, timeCol{&u.CreatedAt})
+			timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.IP, &x.UserAgent, &x.CredEpoch,
+			&u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.PasswordHash, &u.IsAdmin, timeCol{&u.CreatedAt},
+			&u.CredEpoch)
 	if err != nil {
 		return nil, nil, mapErr("session with user", err)
 	}
 	return &x, &u, nil
+}
+
+// The statements of FinishSignIn. Each settles its race by its own condition and
+// rows-affected check, exactly as ConsumePendingLogin, AdvanceTOTPStep,
+// UseRecoveryCode and CreateSession do on their own.
+const (
+	finishConsumePending = `DELETE FROM pending_logins WHERE token_hash = ?`
+	finishAdvanceStep    = `UPDATE totp_credentials SET last_step = ? WHERE user_id = ? AND last_step < ?`
+	finishUseCode        = `UPDATE recovery_codes SET used_at = ?
+		WHERE user_id = ? AND code_hash = ? AND used_at IS NULL`
+	finishResetAttempt = `UPDATE attempts
+		SET failures = 0, locks = 0, locked_until = NULL, updated_at = ?, version = version + 1
+		WHERE scope = ? AND key = ?`
+)
+
+// FinishSignIn applies a successful sign-in step in one IMMEDIATE transaction: consume
+// the pending login, accept the TOTP step or spend the recovery code, insert the
+// session under the epoch condition, zero the counters and append the event. Any
+// failure rolls everything back, so a factor is never spent without its session and a
+// session never opens without its factor. It runs on every sign-in, so its statements
+// are the store's prepared ones.
+func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
+	if f.Session == nil {
+		return errors.New("sqlite: finish sign-in: no session")
+	}
+	x := f.Session
+	// Prepared before the transaction begins: preparing the first time takes a pooled
+	// connection of its own, which a transaction holding one must not wait for while
+	// the others queue behind its write lock.
+	var consume, advance, useCode, insert, reset, event *sql.Stmt
+	for _, p := range []struct {
+		st    **sql.Stmt
+		query string
+	}{
+		{&consume, finishConsumePending}, {&advance, finishAdvanceStep}, {&useCode, finishUseCode},
+		{&insert, insertSession}, {&reset, finishResetAttempt}, {&event, insertEvent},
+	} {
+		st, err := s.stmt(ctx, p.query)
+		if err != nil {
+			return mapErr("finish sign-in: prepare", err)
+		}
+		*p.st = st
+	}
+	keys := sortedAttemptKeys(f.ResetAttempts)
+
+	var sessionID, eventID int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if f.PendingHash != nil {
+			n, err := rowsAffected(tx.StmtContext(ctx, consume).ExecContext(ctx, f.PendingHash))
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return auth.ErrPendingGone
+			}
+		}
+		if f.TOTPStep > 0 {
+			n, err := rowsAffected(tx.StmtContext(ctx, advance).ExecContext(ctx, f.TOTPStep, x.UserID, f.TOTPStep))
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return auth.ErrFactorUsed
+			}
+		}
+		if f.RecoveryCodeHash != nil {
+			n, err := rowsAffected(tx.StmtContext(ctx, useCode).ExecContext(ctx,
+				micros(x.CreatedAt), x.UserID, f.RecoveryCodeHash))
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return auth.ErrFactorUsed
+			}
+		}
+		var err error
+		if sessionID, err = insertedID(tx.StmtContext(ctx, insert).ExecContext(ctx, insertSessionArgs(x)...)); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			// No row is fine: a counter that never counted has nothing to reset.
+			if _, err := tx.StmtContext(ctx, reset).ExecContext(ctx, micros(x.CreatedAt), k.Scope, k.Key); err != nil {
+				return err
+			}
+		}
+		if f.Event != nil {
+			res, err := tx.StmtContext(ctx, event).ExecContext(ctx, insertEventArgs(f.Event)...)
+			if err != nil {
+				return err
+			}
+			if eventID, err = res.LastInsertId(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return mapErr("finish sign-in", err)
+	}
+	// Only now: a rolled-back (or retried) attempt must not leave ids on f.
+	x.ID = auth.SessionID(sessionID)
+	if f.Event != nil {
+		f.Event.ID = eventID
+	}
+	return nil
+}
+
+// sortedAttemptKeys returns a sorted copy of keys, so that every transaction resetting
+// several counters locks their rows in the same order (two sign-ins resetting the
+// same counters can then never deadlock on the postgres store; SQLite keeps the order
+// only so the stores read alike).
+func sortedAttemptKeys(keys []auth.AttemptKey) []auth.AttemptKey {
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, func(a, b auth.AttemptKey) int {
+		return cmp.Or(strings.Compare(a.Scope, b.Scope), strings.Compare(a.Key, b.Key))
+	})
+	return keys
 }

@@ -7,12 +7,12 @@ import (
 	"github.com/latchkey/latchkey/internal/auth"
 )
 
-const userColumns = `id, username, email, email_verified, password_hash, is_admin, created_at`
+const userColumns = `id, username, email, email_verified, password_hash, is_admin, created_at, cred_epoch`
 
 func scanUser(row interface{ Scan(...any) error }) (*auth.User, error) {
 	var u auth.User
 	err := row.Scan(&u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.PasswordHash,
-		&u.IsAdmin, timeCol{&u.CreatedAt})
+		&u.IsAdmin, timeCol{&u.CreatedAt}, &u.CredEpoch)
 	if err != nil {
 		return nil, err
 	}

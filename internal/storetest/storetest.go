@@ -113,6 +113,8 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"RecoveryApprove", testRecoveryApprove},
 		{"RecoveryPurge", testRecoveryPurge},
 		{"SessionWithUser", testSessionWithUser},
+		{"CredEpoch", testCredEpoch},
+		{"FinishSignIn", testFinishSignIn},
 	}
 	for _, a := range areas {
 		t.Run(a.name, func(t *testing.T) {
@@ -143,14 +145,26 @@ func mustUser(t *testing.T, s auth.Store, name string) *auth.User {
 	return u
 }
 
+// mustSession opens a session under the user's current credentials epoch.
 func mustSession(t *testing.T, s auth.Store, user auth.UserID, token string, created time.Time) *auth.Session {
 	t.Helper()
 	x := &auth.Session{UserID: user, TokenHash: hash(token), CreatedAt: created, LastSeenAt: created,
-		ExpiresAt: created.Add(30 * 24 * time.Hour), ReauthAt: created, IP: "192.0.2.1", UserAgent: "test"}
+		ExpiresAt: created.Add(30 * 24 * time.Hour), ReauthAt: created, IP: "192.0.2.1", UserAgent: "test",
+		CredEpoch: epoch(t, s, user)}
 	if err := s.CreateSession(ctx(t), x); err != nil {
 		t.Fatalf("CreateSession = %v", err)
 	}
 	return x
+}
+
+// epoch is the user's current credentials epoch.
+func epoch(t *testing.T, s auth.Store, user auth.UserID) int64 {
+	t.Helper()
+	u, err := s.UserByID(ctx(t), user)
+	if err != nil {
+		t.Fatalf("UserByID(%d) = %v", user, err)
+	}
+	return u.CredEpoch
 }
 
 func sessionIDs(t *testing.T, s auth.Store, user auth.UserID) []auth.SessionID {
@@ -360,7 +374,7 @@ func sameSession(a, b auth.Session) bool {
 	return a.ID == b.ID && a.UserID == b.UserID && bytes.Equal(a.TokenHash, b.TokenHash) &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.LastSeenAt.Equal(b.LastSeenAt) &&
 		a.ExpiresAt.Equal(b.ExpiresAt) && a.ReauthAt.Equal(b.ReauthAt) &&
-		a.IP == b.IP && a.UserAgent == b.UserAgent
+		a.IP == b.IP && a.UserAgent == b.UserAgent && a.CredEpoch == b.CredEpoch
 }
 
 func equalIDs[T comparable](a, b []T) bool {
@@ -383,7 +397,8 @@ func testPendingLogins(t *testing.T, s auth.Store) {
 	got, err := s.PendingLoginByTokenHash(ctx(t), hash("p"))
 	noErr(t, "PendingLoginByTokenHash", err)
 	if got.UserID != alice.ID || !got.ExpiresAt.Equal(p.ExpiresAt) || !got.CreatedAt.Equal(t0()) ||
-		got.IP != p.IP || got.UserAgent != p.UserAgent || !bytes.Equal(got.TokenHash, p.TokenHash) {
+		got.IP != p.IP || got.UserAgent != p.UserAgent || !bytes.Equal(got.TokenHash, p.TokenHash) ||
+		got.CredEpoch != p.CredEpoch {
 		t.Fatalf("PendingLoginByTokenHash = %+v, want %+v", got, p)
 	}
 	noErr(t, "CreatePendingLogin(second)", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{
@@ -1199,7 +1214,8 @@ func testRecoveryApprove(t *testing.T, s auth.Store) {
 	enable(t, s, bob.ID, "b", 0)
 	mustSession(t, s, alice.ID, "alice-1", t0())
 	bobSession := mustSession(t, s, bob.ID, "bob-1", t0())
-	noErr(t, "CreatePendingLogin", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{TokenHash: hash("p"), UserID: alice.ID, CreatedAt: t0(), ExpiresAt: at(time.Hour)}))
+	noErr(t, "CreatePendingLogin", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{TokenHash: hash("p"), UserID: alice.ID, CreatedAt: t0(), ExpiresAt: at(time.Hour),
+		CredEpoch: epoch(t, s, alice.ID)}))
 	lim := auth.RecoveryLimit{Since: at(-time.Hour), PerSubject: 100, PerIP: 100}
 	r, other := newRequest(t, alice.ID, "user:1", "192.0.2.1", t0()), newRequest(t, alice.ID, "user:1", "192.0.2.1", t0())
 	mustOpen(t, s, r, lim)
@@ -1293,7 +1309,7 @@ func testSessionWithUser(t *testing.T, s auth.Store) {
 	noErr(t, "UserByID", err)
 	if user.ID != byID.ID || user.Username != byID.Username || user.Email != byID.Email ||
 		user.EmailVerified != byID.EmailVerified || user.PasswordHash != byID.PasswordHash ||
-		user.IsAdmin != byID.IsAdmin || !user.CreatedAt.Equal(byID.CreatedAt) {
+		user.IsAdmin != byID.IsAdmin || !user.CreatedAt.Equal(byID.CreatedAt) || user.CredEpoch != byID.CredEpoch {
 		t.Errorf("SessionWithUser user = %+v, want %+v", *user, *byID)
 	}
 
@@ -1302,4 +1318,417 @@ func testSessionWithUser(t *testing.T, s auth.Store) {
 	noErr(t, "DeleteSession", s.DeleteSession(ctx(t), u.ID, want.ID))
 	_, _, err = s.SessionWithUser(ctx(t), hash("joan-token"))
 	wantErr(t, "SessionWithUser(deleted)", err, auth.ErrNotFound)
+}
+
+// testCredEpoch: every change that ends a user's sessions adds one to the user's
+// credentials epoch and re-stamps the kept session, and no session or pending login
+// can be stored under an epoch that has moved on — not even by a sign-in that raced
+// the change.
+func testCredEpoch(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	bob := mustUser(t, s, "bob")
+	if alice.CredEpoch != 0 || epoch(t, s, alice.ID) != 0 {
+		t.Fatalf("a new user has epoch %d (stored %d), want 0", alice.CredEpoch, epoch(t, s, alice.ID))
+	}
+	bobs := mustSession(t, s, bob.ID, "bob", t0())
+
+	stale := &auth.Session{UserID: alice.ID, TokenHash: hash("stale"), CreatedAt: t0(), ExpiresAt: at(time.Hour), CredEpoch: 1}
+	wantErr(t, "CreateSession(stale epoch)", s.CreateSession(ctx(t), stale), auth.ErrCredentialsChanged)
+	if _, err := s.SessionByTokenHash(ctx(t), hash("stale")); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("CreateSession(stale epoch) stored a session: %v", err)
+	}
+	err := s.CreatePendingLogin(ctx(t), &auth.PendingLogin{TokenHash: hash("stale-p"), UserID: alice.ID,
+		CreatedAt: t0(), ExpiresAt: at(time.Hour), CredEpoch: 1})
+	wantErr(t, "CreatePendingLogin(stale epoch)", err, auth.ErrCredentialsChanged)
+	if _, err := s.PendingLoginByTokenHash(ctx(t), hash("stale-p")); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("CreatePendingLogin(stale epoch) stored a pending login: %v", err)
+	}
+
+	lim := auth.RecoveryLimit{Since: at(-time.Hour), PerSubject: 100, PerIP: 100}
+	changes := []struct {
+		name string
+		keep bool // whether the change can spare the caller's session
+		fn   func(keep auth.SessionID) error
+	}{
+		{"ChangePassword", true, func(keep auth.SessionID) error {
+			return s.ChangePassword(ctx(t), alice.ID, "hash-2", keep)
+		}},
+		{"EnableTOTP", true, func(keep auth.SessionID) error {
+			c := &auth.TOTPCredential{UserID: alice.ID, Secret: secret("e"), LastStep: 1000, CreatedAt: t0()}
+			return s.EnableTOTP(ctx(t), c, codes("e", 4), keep)
+		}},
+		{"DisableMFA", true, func(keep auth.SessionID) error {
+			_, err := s.DisableMFA(ctx(t), alice.ID, keep)
+			return err
+		}},
+		{"DeleteSessions", true, func(keep auth.SessionID) error {
+			_, err := s.DeleteSessions(ctx(t), alice.ID, keep)
+			return err
+		}},
+		{"ResetPassword", false, func(auth.SessionID) error {
+			if err := s.CreatePasswordReset(ctx(t), &auth.PasswordReset{TokenHash: hash("reset"), UserID: alice.ID,
+				CreatedAt: t0(), ExpiresAt: at(time.Hour)}); err != nil {
+				return err
+			}
+			_, err := s.ResetPassword(ctx(t), hash("reset"), "hash-3", t0())
+			return err
+		}},
+		{"ApproveRecoveryRequest", false, func(auth.SessionID) error {
+			r := newRequest(t, alice.ID, "user:alice", "192.0.2.1", t0())
+			mustOpen(t, s, r, lim)
+			s.CountRecoveryAttempt(ctx(t), r.ID, 5, at(time.Minute))
+			s.VerifyRecoveryRequest(ctx(t), r.ID, auth.RecoveryEvidence{Method: "ssh_key", VerifiedAt: at(time.Minute)}, 5, at(time.Minute))
+			_, err := s.ApproveRecoveryRequest(ctx(t), r.ID, "why", at(time.Minute),
+				&auth.PasswordReset{TokenHash: hash("approved"), CreatedAt: t0(), ExpiresAt: at(time.Hour)})
+			return err
+		}},
+	}
+	for _, c := range changes {
+		t.Run(c.name, func(t *testing.T) {
+			before := epoch(t, s, alice.ID)
+			keep := mustSession(t, s, alice.ID, "keep-"+c.name, t0())
+			mustSession(t, s, alice.ID, "other-"+c.name, t0())
+			noErr(t, "CreatePendingLogin", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{TokenHash: hash("p-" + c.name),
+				UserID: alice.ID, CreatedAt: t0(), ExpiresAt: at(time.Hour), CredEpoch: before}))
+			var keepID auth.SessionID
+			if c.keep {
+				keepID = keep.ID
+			}
+
+			noErr(t, c.name, c.fn(keepID))
+			after := epoch(t, s, alice.ID)
+			if after != before+1 {
+				t.Fatalf("%s: epoch %d -> %d, want %d", c.name, before, after, before+1)
+			}
+			var want []auth.SessionID
+			if c.keep {
+				want = []auth.SessionID{keep.ID}
+				got, err := s.SessionByTokenHash(ctx(t), keep.TokenHash)
+				noErr(t, "SessionByTokenHash(keep)", err)
+				if got.CredEpoch != after {
+					t.Fatalf("%s: kept session has epoch %d, want %d", c.name, got.CredEpoch, after)
+				}
+			}
+			if ids := sessionIDs(t, s, alice.ID); !equalIDs(ids, want) {
+				t.Fatalf("%s: sessions = %v, want %v", c.name, ids, want)
+			}
+			if _, err := s.PendingLoginByTokenHash(ctx(t), hash("p-"+c.name)); !errors.Is(err, auth.ErrNotFound) {
+				t.Fatalf("%s: pending login survived: %v", c.name, err)
+			}
+			old := &auth.Session{UserID: alice.ID, TokenHash: hash("old-" + c.name), CreatedAt: t0(),
+				ExpiresAt: at(time.Hour), CredEpoch: before}
+			wantErr(t, "CreateSession(epoch before "+c.name+")", s.CreateSession(ctx(t), old), auth.ErrCredentialsChanged)
+			// A session of the new epoch is fine, and the next change ends it.
+			mustSession(t, s, alice.ID, "new-"+c.name, t0())
+		})
+	}
+	if epoch(t, s, bob.ID) != 0 {
+		t.Fatalf("alice's changes moved bob's epoch to %d", epoch(t, s, bob.ID))
+	}
+	if ids := sessionIDs(t, s, bob.ID); !equalIDs(ids, []auth.SessionID{bobs.ID}) {
+		t.Fatalf("alice's changes ended bob's sessions: %v", ids)
+	}
+
+	// A sign-in that checked the password under the old epoch races the change: it may
+	// commit first (and the change then ends its session) or after (and is refused),
+	// but its session or pending login never outlives the change.
+	for i := range 20 {
+		e := epoch(t, s, alice.ID)
+		tok := fmt.Sprintf("race-%d", i)
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		start := make(chan struct{})
+		wg.Go(func() { <-start; errs[0] = s.ChangePassword(ctx(t), alice.ID, tok, 0) })
+		wg.Go(func() {
+			<-start
+			errs[1] = s.CreateSession(ctx(t), &auth.Session{UserID: alice.ID, TokenHash: hash(tok + "-s"),
+				CreatedAt: t0(), ExpiresAt: at(time.Hour), CredEpoch: e})
+		})
+		wg.Go(func() {
+			<-start
+			errs[2] = s.CreatePendingLogin(ctx(t), &auth.PendingLogin{TokenHash: hash(tok + "-p"), UserID: alice.ID,
+				CreatedAt: t0(), ExpiresAt: at(time.Hour), CredEpoch: e})
+		})
+		wg.Go(func() {
+			<-start
+			errs[3] = s.FinishSignIn(ctx(t), &auth.SignInFinish{Session: &auth.Session{UserID: alice.ID,
+				TokenHash: hash(tok + "-f"), CreatedAt: t0(), ExpiresAt: at(time.Hour), CredEpoch: e}})
+		})
+		close(start)
+		wg.Wait()
+		noErr(t, "ChangePassword(racing)", errs[0])
+		for _, err := range errs[1:] {
+			if err != nil && !errors.Is(err, auth.ErrCredentialsChanged) {
+				t.Fatalf("a sign-in racing ChangePassword = %v, want nil or ErrCredentialsChanged", err)
+			}
+		}
+		if ids := sessionIDs(t, s, alice.ID); len(ids) != 0 {
+			t.Fatalf("round %d: a session opened under epoch %d outlived the change: %v", i, e, ids)
+		}
+		if _, err := s.PendingLoginByTokenHash(ctx(t), hash(tok+"-p")); !errors.Is(err, auth.ErrNotFound) {
+			t.Fatalf("round %d: a pending login under epoch %d outlived the change: %v", i, e, err)
+		}
+	}
+
+	// A second-factor finish racing DisableMFA touches the same rows (pending login,
+	// credential, codes, user) from the other side: it must neither survive the change
+	// nor deadlock with it (which PostgreSQL would report as an error).
+	for i := range 20 {
+		enable(t, s, alice.ID, fmt.Sprintf("race-mfa-%d", i), 0)
+		e := epoch(t, s, alice.ID)
+		p := hash(fmt.Sprintf("race-mfa-%d-p", i))
+		noErr(t, "CreatePendingLogin", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{TokenHash: p,
+			UserID: alice.ID, CreatedAt: t0(), ExpiresAt: at(time.Hour), CredEpoch: e}))
+		var wg sync.WaitGroup
+		var disableErr, finishErr error
+		start := make(chan struct{})
+		wg.Go(func() { <-start; _, disableErr = s.DisableMFA(ctx(t), alice.ID, 0) })
+		wg.Go(func() {
+			<-start
+			finishErr = s.FinishSignIn(ctx(t), &auth.SignInFinish{
+				Session: &auth.Session{UserID: alice.ID, TokenHash: hash(fmt.Sprintf("race-mfa-%d-s", i)),
+					CreatedAt: t0(), ExpiresAt: at(time.Hour), CredEpoch: e},
+				PendingHash: p, TOTPStep: 1001, RecoveryCodeHash: hash(fmt.Sprintf("race-mfa-%d-1", i)),
+				ResetAttempts: []auth.AttemptKey{{Scope: "mfa", Key: "alice"}}})
+		})
+		close(start)
+		wg.Wait()
+		noErr(t, "DisableMFA(racing)", disableErr)
+		if finishErr != nil && !errors.Is(finishErr, auth.ErrPendingGone) && !errors.Is(finishErr, auth.ErrFactorUsed) {
+			t.Fatalf("round %d: FinishSignIn racing DisableMFA = %v, want nil, ErrPendingGone or ErrFactorUsed", i, finishErr)
+		}
+		if ids := sessionIDs(t, s, alice.ID); len(ids) != 0 {
+			t.Fatalf("round %d: a second-factor sign-in outlived DisableMFA: %v", i, ids)
+		}
+	}
+}
+
+// finishFixture is an account half-way through a sign-in: TOTP on (last step 1000,
+// codes <name>-0 … <name>-15), a pending login, and failure counters that a success
+// must zero — and one it must leave alone.
+type finishFixture struct {
+	user    *auth.User
+	epoch   int64
+	pending []byte
+	reset   []auth.AttemptKey // the counters the finish zeroes; the last one has no row
+	other   auth.AttemptKey   // a counter the finish must not touch
+}
+
+func newFinishFixture(t *testing.T, s auth.Store, name string) *finishFixture {
+	t.Helper()
+	u := mustUser(t, s, name)
+	enable(t, s, u.ID, name, 0)
+	fx := &finishFixture{user: u, epoch: epoch(t, s, u.ID), pending: hash(name + "-pending"),
+		// Out of order on purpose: stores must cope with any order.
+		reset: []auth.AttemptKey{{Scope: "pw-account", Key: name}, {Scope: "mfa", Key: name}, {Scope: "mfa", Key: name + "-never"}},
+		other: auth.AttemptKey{Scope: "pw-ip", Key: name}}
+	noErr(t, "CreatePendingLogin", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{TokenHash: fx.pending,
+		UserID: u.ID, CreatedAt: t0(), ExpiresAt: at(5 * time.Minute), CredEpoch: fx.epoch}))
+	for _, k := range append(fx.reset[:2:2], fx.other) {
+		st := auth.AttemptState{Failures: 3, Locks: 1, LockedUntil: at(time.Hour), UpdatedAt: t0()}
+		if won, err := s.SaveAttempt(ctx(t), k, auth.AttemptState{}, st); err != nil || !won {
+			t.Fatalf("SaveAttempt(%v) = %v, %v", k, won, err)
+		}
+	}
+	return fx
+}
+
+// finish is a sign-in finish for fx that spends TOTP step 1001 and code <name>-3.
+func (fx *finishFixture) finish(token string) *auth.SignInFinish {
+	u := fx.user
+	return &auth.SignInFinish{
+		Session: &auth.Session{UserID: u.ID, TokenHash: hash(token), CreatedAt: at(time.Minute),
+			LastSeenAt: at(time.Minute), ExpiresAt: at(30 * 24 * time.Hour), ReauthAt: at(time.Minute),
+			IP: "192.0.2.7", UserAgent: "ua", CredEpoch: fx.epoch},
+		PendingHash:      fx.pending,
+		TOTPStep:         1001,
+		RecoveryCodeHash: hash(u.Username + "-3"),
+		ResetAttempts:    fx.reset,
+		Event: &auth.Event{UserID: u.ID, Time: at(time.Minute), Event: "login_mfa", Outcome: "success",
+			IP: "192.0.2.7", UserAgent: "ua", Detail: "totp"},
+	}
+}
+
+// state is everything FinishSignIn may change for fx, printed for comparison.
+func (fx *finishFixture) state(t *testing.T, s auth.Store) string {
+	t.Helper()
+	id := fx.user.ID
+	_, perr := s.PendingLoginByTokenHash(ctx(t), fx.pending)
+	c, err := s.TOTP(ctx(t), id)
+	noErr(t, "TOTP", err)
+	counts, err := s.RecoveryCodeCounts(ctx(t), id)
+	noErr(t, "RecoveryCodeCounts", err)
+	var attempts []auth.AttemptState
+	for _, k := range append(fx.reset, fx.other) {
+		a, err := s.Attempt(ctx(t), k)
+		noErr(t, "Attempt", err)
+		attempts = append(attempts, a)
+	}
+	es, err := s.Events(ctx(t), id, 0)
+	noErr(t, "Events", err)
+	return fmt.Sprintf("pending %v, last step %d, codes %+v, sessions %v, attempts %+v, events %d, epoch %d",
+		perr == nil, c.LastStep, counts, sessionIDs(t, s, id), attempts, len(es), epoch(t, s, id))
+}
+
+// testFinishSignIn: a successful finish applies every write; a failed one, whatever
+// the step that fails, applies none; and racing finishes spend a pending login or a
+// TOTP step once.
+func testFinishSignIn(t *testing.T, s auth.Store) {
+	t.Run("success", func(t *testing.T) {
+		fx := newFinishFixture(t, s, "ok")
+		f := fx.finish("ok-session")
+		noErr(t, "FinishSignIn", s.FinishSignIn(ctx(t), f))
+		if f.Session.ID == 0 || f.Event.ID == 0 {
+			t.Fatalf("FinishSignIn set session id %d, event id %d; want both", f.Session.ID, f.Event.ID)
+		}
+		if _, err := s.PendingLoginByTokenHash(ctx(t), fx.pending); !errors.Is(err, auth.ErrNotFound) {
+			t.Fatalf("pending login after FinishSignIn: %v, want ErrNotFound", err)
+		}
+		if c, _ := s.TOTP(ctx(t), fx.user.ID); c.LastStep != 1001 {
+			t.Fatalf("last step after FinishSignIn = %d, want 1001", c.LastStep)
+		}
+		if ok, _ := s.UseRecoveryCode(ctx(t), fx.user.ID, f.RecoveryCodeHash, at(time.Hour)); ok {
+			t.Fatal("the recovery code still worked after FinishSignIn")
+		}
+		if c, _ := s.RecoveryCodeCounts(ctx(t), fx.user.ID); c.Remaining != 15 {
+			t.Fatalf("recovery codes after FinishSignIn = %+v, want 15 remaining", c)
+		}
+		got, err := s.SessionByTokenHash(ctx(t), f.Session.TokenHash)
+		noErr(t, "SessionByTokenHash", err)
+		if !sameSession(*got, *f.Session) {
+			t.Fatalf("stored session = %+v, want %+v", *got, *f.Session)
+		}
+		zeroed := auth.AttemptState{UpdatedAt: f.Session.CreatedAt, Version: 2}
+		for _, k := range fx.reset[:2] {
+			if a, _ := s.Attempt(ctx(t), k); !sameAttempt(a, zeroed) {
+				t.Errorf("Attempt(%v) after FinishSignIn = %+v, want %+v", k, a, zeroed)
+			}
+		}
+		if a, _ := s.Attempt(ctx(t), fx.reset[2]); a != (auth.AttemptState{}) {
+			t.Errorf("resetting a counter without a row created %+v", a)
+		}
+		if a, _ := s.Attempt(ctx(t), fx.other); a.Failures != 3 || a.Version != 1 {
+			t.Errorf("a counter not listed changed: %+v", a)
+		}
+		es, err := s.Events(ctx(t), fx.user.ID, 0)
+		noErr(t, "Events", err)
+		if len(es) != 1 || es[0] != *f.Event {
+			t.Fatalf("Events = %+v, want just %+v", es, *f.Event)
+		}
+	})
+
+	// Bob's codes are the "another user's code" case: spending one on alice's sign-in
+	// must fail and leave bob's account as it was.
+	bob := newFinishFixture(t, s, "bob")
+	bobBefore := bob.state(t, s)
+	failures := []struct {
+		name   string
+		before func(t *testing.T, fx *finishFixture) // what happened meanwhile
+		change func(f *auth.SignInFinish)
+		want   error
+	}{
+		{"pending consumed", func(t *testing.T, fx *finishFixture) {
+			if ok, err := s.ConsumePendingLogin(ctx(t), fx.pending); err != nil || !ok {
+				t.Fatalf("ConsumePendingLogin = %v, %v", ok, err)
+			}
+		}, nil, auth.ErrPendingGone},
+		{"pending unknown", nil, func(f *auth.SignInFinish) { f.PendingHash = hash("nobody") }, auth.ErrPendingGone},
+		{"step equal", nil, func(f *auth.SignInFinish) { f.TOTPStep = 1000 }, auth.ErrFactorUsed},
+		{"step earlier", nil, func(f *auth.SignInFinish) { f.TOTPStep = 999 }, auth.ErrFactorUsed},
+		{"code used", func(t *testing.T, fx *finishFixture) {
+			if ok, err := s.UseRecoveryCode(ctx(t), fx.user.ID, hash(fx.user.Username+"-3"), t0()); err != nil || !ok {
+				t.Fatalf("UseRecoveryCode = %v, %v", ok, err)
+			}
+		}, nil, auth.ErrFactorUsed},
+		{"code unknown", nil, func(f *auth.SignInFinish) { f.RecoveryCodeHash = hash("no-such-code") }, auth.ErrFactorUsed},
+		{"another user's code", nil, func(f *auth.SignInFinish) { f.RecoveryCodeHash = hash("bob-3") }, auth.ErrFactorUsed},
+		{"stale epoch", func(t *testing.T, fx *finishFixture) {
+			// A credential change that spared a session: the pending login went with
+			// the rest, so this finish names none and fails only on the epoch.
+			keep := mustSession(t, s, fx.user.ID, fx.user.Username+"-keep", t0())
+			noErr(t, "ChangePassword", s.ChangePassword(ctx(t), fx.user.ID, "changed", keep.ID))
+		}, func(f *auth.SignInFinish) { f.PendingHash = nil }, auth.ErrCredentialsChanged},
+		{"stale epoch with pending", nil, func(f *auth.SignInFinish) { f.Session.CredEpoch-- }, auth.ErrCredentialsChanged},
+	}
+	for i, c := range failures {
+		t.Run(c.name, func(t *testing.T) {
+			fx := newFinishFixture(t, s, fmt.Sprintf("f%d", i))
+			if c.before != nil {
+				c.before(t, fx)
+			}
+			f := fx.finish(fmt.Sprintf("f%d-session", i))
+			if c.change != nil {
+				c.change(f)
+			}
+			want := fx.state(t, s)
+			wantErr(t, "FinishSignIn("+c.name+")", s.FinishSignIn(ctx(t), f), c.want)
+			if got := fx.state(t, s); got != want {
+				t.Fatalf("FinishSignIn(%s) changed the store:\n got %s\nwant %s", c.name, got, want)
+			}
+			if f.Session.ID != 0 || f.Event.ID != 0 {
+				t.Fatalf("a failed FinishSignIn set session id %d, event id %d", f.Session.ID, f.Event.ID)
+			}
+			if _, err := s.SessionByTokenHash(ctx(t), f.Session.TokenHash); !errors.Is(err, auth.ErrNotFound) {
+				t.Fatalf("a failed FinishSignIn stored its session: %v", err)
+			}
+		})
+	}
+	if got := bob.state(t, s); got != bobBefore {
+		t.Fatalf("the failed finishes changed bob's account:\n got %s\nwant %s", got, bobBefore)
+	}
+
+	t.Run("race on the pending login", func(t *testing.T) {
+		fx := newFinishFixture(t, s, "racep")
+		wins := race(t, 16, func(i int) (bool, error) {
+			f := fx.finish(fmt.Sprintf("racep-%d", i))
+			f.TOTPStep, f.RecoveryCodeHash = 0, nil
+			return finished(s.FinishSignIn(ctx(t), f), auth.ErrPendingGone)
+		})
+		if wins != 1 {
+			t.Fatalf("16 FinishSignIn with one pending login: %d won, want 1", wins)
+		}
+		if ids := sessionIDs(t, s, fx.user.ID); len(ids) != 1 {
+			t.Fatalf("sessions after the race = %v, want one", ids)
+		}
+	})
+
+	t.Run("race on the TOTP step", func(t *testing.T) {
+		fx := newFinishFixture(t, s, "races")
+		pendings := make([][]byte, 16)
+		for i := range pendings {
+			pendings[i] = hash(fmt.Sprintf("races-pending-%d", i))
+			noErr(t, "CreatePendingLogin", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{TokenHash: pendings[i],
+				UserID: fx.user.ID, CreatedAt: t0(), ExpiresAt: at(5 * time.Minute), CredEpoch: fx.epoch}))
+		}
+		wins := race(t, 16, func(i int) (bool, error) {
+			f := fx.finish(fmt.Sprintf("races-%d", i))
+			f.PendingHash, f.TOTPStep, f.RecoveryCodeHash = pendings[i], 2000, nil
+			return finished(s.FinishSignIn(ctx(t), f), auth.ErrFactorUsed)
+		})
+		if wins != 1 {
+			t.Fatalf("16 FinishSignIn with one TOTP step: %d won, want 1", wins)
+		}
+		if ids := sessionIDs(t, s, fx.user.ID); len(ids) != 1 {
+			t.Fatalf("sessions after the race = %v, want one", ids)
+		}
+		// The losers rolled back: their pending logins are still there to retry.
+		left := 0
+		for _, p := range pendings {
+			if _, err := s.PendingLoginByTokenHash(ctx(t), p); err == nil {
+				left++
+			}
+		}
+		if left != 15 {
+			t.Fatalf("%d pending logins left after the race, want the 15 losers'", left)
+		}
+	})
+}
+
+// finished reads a racing FinishSignIn: nil won, lost (the expected loss) did not,
+// anything else is an error.
+func finished(err, lost error) (bool, error) {
+	if errors.Is(err, lost) {
+		return false, nil
+	}
+	return err == nil, err
 }
