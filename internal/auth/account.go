@@ -175,21 +175,23 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 		s.observe("login", "failure")
 		return nil, ErrInvalidCredentials
 	}
-	if err := s.resetLimit(ctx, key); err != nil {
-		return nil, err
-	}
 	if err := s.refund(ctx, ipKey(c.IP), s.cfg.IPLimit); err != nil {
 		return nil, err
 	}
 	if _, err := s.store.TOTP(ctx, u.ID); err == nil {
+		if err := s.resetLimit(ctx, key); err != nil {
+			return nil, err
+		}
 		tok, hash, err := s.newToken(32)
 		if err != nil {
 			return nil, err
 		}
 		now := s.now()
 		p := &PendingLogin{TokenHash: hash, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.PendingLoginTTL),
-			IP: c.IP, UserAgent: truncate(c.UserAgent, 512)}
-		if err := s.store.CreatePendingLogin(ctx, p); err != nil {
+			IP: c.IP, UserAgent: truncate(c.UserAgent, 512), CredEpoch: u.CredEpoch}
+		if err := s.store.CreatePendingLogin(ctx, p); errors.Is(err, ErrCredentialsChanged) {
+			return nil, ErrInvalidCredentials // the password changed while this one was checked
+		} else if err != nil {
 			return nil, fmt.Errorf("storing pending login: %w", err)
 		}
 		s.event(ctx, u.ID, c, "login", "mfa_required", "")
@@ -198,28 +200,33 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("reading MFA state: %w", err)
 	}
-	res, err := s.openSession(ctx, c, u)
+	sess, tok, err := s.newSession(c, u, u.CredEpoch)
 	if err != nil {
 		return nil, err
 	}
-	s.event(ctx, u.ID, c, "login", "success", "")
+	fin := &SignInFinish{Session: sess, ResetAttempts: []AttemptKey{key}, Event: s.newEvent(u.ID, c, "login", "success", "")}
+	if err := s.store.FinishSignIn(ctx, fin); errors.Is(err, ErrCredentialsChanged) {
+		return nil, ErrInvalidCredentials // the password changed while this one was checked
+	} else if err != nil {
+		return nil, fmt.Errorf("finishing sign-in: %w", err)
+	}
+	s.logEvent(fin.Event)
 	s.observe("login", "success")
-	return res, nil
+	return &LoginResult{Status: StatusAuthenticated, User: u, Session: sess, SessionToken: tok}, nil
 }
 
-// openSession issues a new session token: every sign-in step ends with a fresh one.
-func (s *Service) openSession(ctx context.Context, c Client, u *User) (*LoginResult, error) {
+// newSession mints a session for u under the credentials epoch its factors were
+// checked against; it is stored by FinishSignIn. Every sign-in step ends with a fresh
+// token.
+func (s *Service) newSession(c Client, u *User, epoch int64) (*Session, string, error) {
 	tok, hash, err := s.newToken(32)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	now := s.now()
-	sess := &Session{UserID: u.ID, TokenHash: hash, CreatedAt: now, LastSeenAt: now,
-		ExpiresAt: now.Add(s.cfg.SessionMax), ReauthAt: now, IP: c.IP, UserAgent: truncate(c.UserAgent, 512)}
-	if err := s.store.CreateSession(ctx, sess); err != nil {
-		return nil, fmt.Errorf("creating session: %w", err)
-	}
-	return &LoginResult{Status: StatusAuthenticated, User: u, Session: sess, SessionToken: tok}, nil
+	return &Session{UserID: u.ID, TokenHash: hash, CreatedAt: now, LastSeenAt: now,
+		ExpiresAt: now.Add(s.cfg.SessionMax), ReauthAt: now, IP: c.IP, UserAgent: truncate(c.UserAgent, 512),
+		CredEpoch: epoch}, tok, nil
 }
 
 // touchEvery limits last-seen writes to one a minute per session, so a session check
@@ -244,7 +251,9 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, 
 	if err != nil {
 		return nil, fmt.Errorf("looking up session: %w", err)
 	}
-	if !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) >= s.cfg.SessionIdle {
+	// A session opened under an older credentials epoch died with the change (password,
+	// MFA, recovery) even if a racing sign-in inserted it after the change committed.
+	if !now.Before(sess.ExpiresAt) || now.Sub(sess.LastSeenAt) >= s.cfg.SessionIdle || sess.CredEpoch != u.CredEpoch {
 		return nil, ErrUnauthenticated
 	}
 	if now.Sub(sess.LastSeenAt) >= touchEvery {

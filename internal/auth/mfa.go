@@ -206,13 +206,21 @@ func (s *Service) newRecoveryCodes(u UserID) ([]string, [][]byte, error) {
 // RecoveryCodesFileName is the download name of the codes file.
 func (s *Service) RecoveryCodesFileName() string { return recovery.FileName(s.cfg.SiteName) }
 
+// factor is a second factor that passed the checks that need no write; it is spent by
+// a conditional write later — inside FinishSignIn for a sign-in, on its own for reauth.
+type factor struct {
+	method   string
+	step     int64  // MethodTOTP: the matched time step, later than the last accepted
+	codeHash []byte // MethodRecoveryCode: the keyed hash of the normalised code
+}
+
 // checkSecondFactor counts one attempt first (its own committed write), then checks
-// exactly one of code or recoveryCode. It is shared by the sign-in step and by
-// re-authentication so the lock and the replay rule cannot differ between them.
-// It returns the method used and, for recovery codes, how many remain.
-func (s *Service) checkSecondFactor(ctx context.Context, c Client, u *User, code, recoveryCode, purpose string) (string, *int, error) {
+// exactly one of code or recoveryCode without spending it. It is shared by the sign-in
+// step and re-authentication so the lock and the replay rule cannot differ between
+// them. A wrong factor comes back as ErrInvalidCode, already logged.
+func (s *Service) checkSecondFactor(ctx context.Context, c Client, u *User, code, recoveryCode, purpose string) (*factor, AttemptState, error) {
 	if (code == "") == (recoveryCode == "") {
-		return "", nil, InvalidInput(map[string]string{"code": "enter the code from your app or a recovery code"})
+		return nil, AttemptState{}, InvalidInput(map[string]string{"code": "enter the code from your app or a recovery code"})
 	}
 	st, err := s.countFailure(ctx, mfaKey(u.ID), s.cfg.MFALimit)
 	if err != nil {
@@ -220,46 +228,50 @@ func (s *Service) checkSecondFactor(ctx context.Context, c Client, u *User, code
 			s.event(ctx, u.ID, c, purpose, "locked", "")
 			s.observe(purpose, "locked")
 		}
-		return "", nil, err
+		return nil, st, err
 	}
-	method := MethodTOTP
-	ok := false
 	if code != "" {
-		ok, err = s.useTOTP(ctx, u.ID, code)
-	} else {
-		method = MethodRecoveryCode
-		ok, err = s.useRecoveryCode(ctx, u.ID, recoveryCode)
-	}
-	if err != nil {
-		return "", nil, err
-	}
-	if !ok {
-		s.event(ctx, u.ID, c, purpose, "failure", method)
-		s.observe(purpose, "failure")
-		if st.LockedUntil.After(s.now()) {
-			s.event(ctx, u.ID, c, "mfa_locked", "locked", fmt.Sprintf("%d consecutive failures", st.Failures))
-			s.notify(u, "Too many wrong sign-in codes",
-				"There were %d wrong second-factor codes in a row for %s, the last from %s. Further codes are refused for %s.\n\nIf this was not you, someone knows your password: change it now.",
-				st.Failures, u.Username, c.IP, st.LockedUntil.Sub(s.now()).Round(time.Second))
-		}
-		return "", nil, ErrInvalidCode
-	}
-	if err := s.resetLimit(ctx, mfaKey(u.ID)); err != nil {
-		return "", nil, err
-	}
-	var remaining *int
-	if method == MethodRecoveryCode {
-		n, err := s.store.RecoveryCodeCounts(ctx, u.ID)
+		f, err := s.checkTOTP(ctx, u.ID, code)
 		if err != nil {
-			return "", nil, fmt.Errorf("counting recovery codes: %w", err)
+			return nil, st, err
 		}
-		remaining = &n.Remaining
-		s.event(ctx, u.ID, c, "recovery_code_used", "success", fmt.Sprintf("%d remaining", n.Remaining))
-		s.notify(u, "A recovery code was used",
-			"A recovery code was used for %s from %s. %d of your recovery codes remain.%s",
-			u.Username, c.IP, n.Remaining, lowCodesHint(n.Remaining, s.cfg.PublicURL))
+		if f == nil {
+			return nil, st, s.secondFactorFailed(ctx, c, u, st, MethodTOTP, purpose)
+		}
+		return f, st, nil
 	}
-	return method, remaining, nil
+	canon, ok := recovery.Normalize(recoveryCode)
+	if !ok {
+		return nil, st, s.secondFactorFailed(ctx, c, u, st, MethodRecoveryCode, purpose)
+	}
+	return &factor{method: MethodRecoveryCode, codeHash: s.recoveryHash(u.ID, canon)}, st, nil
+}
+
+// secondFactorFailed logs a wrong factor, mails the owner when it locked the account,
+// and returns ErrInvalidCode. The failure was counted before the check.
+func (s *Service) secondFactorFailed(ctx context.Context, c Client, u *User, st AttemptState, method, purpose string) error {
+	s.event(ctx, u.ID, c, purpose, "failure", method)
+	s.observe(purpose, "failure")
+	if st.LockedUntil.After(s.now()) {
+		s.event(ctx, u.ID, c, "mfa_locked", "locked", fmt.Sprintf("%d consecutive failures", st.Failures))
+		s.notify(u, "Too many wrong sign-in codes",
+			"There were %d wrong second-factor codes in a row for %s, the last from %s. Further codes are refused for %s.\n\nIf this was not you, someone knows your password: change it now.",
+			st.Failures, u.Username, c.IP, st.LockedUntil.Sub(s.now()).Round(time.Second))
+	}
+	return ErrInvalidCode
+}
+
+// recoveryCodeUsed tells the owner a recovery code was spent and how many remain.
+func (s *Service) recoveryCodeUsed(ctx context.Context, c Client, u *User) (*int, error) {
+	n, err := s.store.RecoveryCodeCounts(ctx, u.ID)
+	if err != nil {
+		return nil, fmt.Errorf("counting recovery codes: %w", err)
+	}
+	s.event(ctx, u.ID, c, "recovery_code_used", "success", fmt.Sprintf("%d remaining", n.Remaining))
+	s.notify(u, "A recovery code was used",
+		"A recovery code was used for %s from %s. %d of your recovery codes remain.%s",
+		u.Username, c.IP, n.Remaining, lowCodesHint(n.Remaining, s.cfg.PublicURL))
+	return &n.Remaining, nil
 }
 
 func lowCodesHint(remaining int, base string) string {
@@ -269,47 +281,51 @@ func lowCodesHint(remaining int, base string) string {
 	return fmt.Sprintf("\n\nYou are running low. Regenerate your recovery codes at %s/settings/authentication.", base)
 }
 
-// useTOTP accepts a code only for a step later than the last accepted one, settled by
-// one conditional update: a code (and any earlier code) works once, on every replica.
-func (s *Service) useTOTP(ctx context.Context, u UserID, code string) (bool, error) {
+// checkTOTP verifies a code against the enabled secret and returns its step, or nil
+// when the code is wrong or not later than the last accepted step. The step is only
+// taken by a conditional update later (last_step < step), so a code, and any earlier
+// code, works once on every replica.
+func (s *Service) checkTOTP(ctx context.Context, u UserID, code string) (*factor, error) {
 	cred, err := s.store.TOTP(ctx, u)
 	if errors.Is(err, ErrNotFound) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("reading TOTP credential: %w", err)
+		return nil, fmt.Errorf("reading TOTP credential: %w", err)
 	}
 	secret, err := s.open(cred.Secret, totpAAD(u))
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	step, ok := totp.Verify(secret, code, s.now(), s.cfg.TOTPWindow)
 	if !ok || step <= cred.LastStep {
-		return false, nil
+		return nil, nil
 	}
-	won, err := s.store.AdvanceTOTPStep(ctx, u, step)
-	if err != nil {
-		return false, fmt.Errorf("recording TOTP step: %w", err)
-	}
-	return won, nil
+	return &factor{method: MethodTOTP, step: step}, nil
 }
 
-// useRecoveryCode spends a code with one conditional update (WHERE used_at IS NULL).
-func (s *Service) useRecoveryCode(ctx context.Context, u UserID, input string) (bool, error) {
-	canon, ok := recovery.Normalize(input)
-	if !ok {
-		return false, nil
+// spend uses a factor with its own conditional write (re-authentication, where no
+// session is created) and reports whether it won.
+func (s *Service) spend(ctx context.Context, u UserID, f *factor) (bool, error) {
+	if f.method == MethodTOTP {
+		won, err := s.store.AdvanceTOTPStep(ctx, u, f.step)
+		if err != nil {
+			return false, fmt.Errorf("recording TOTP step: %w", err)
+		}
+		return won, nil
 	}
-	won, err := s.store.UseRecoveryCode(ctx, u, s.recoveryHash(u, canon), s.now())
+	won, err := s.store.UseRecoveryCode(ctx, u, f.codeHash, s.now())
 	if err != nil {
 		return false, fmt.Errorf("using recovery code: %w", err)
 	}
 	return won, nil
 }
 
-// LoginMFA is the second sign-in step. The pending token is consumed on success only,
-// so a mistyped code can be retried until the lock; the lock is per account and shared
-// by every pending login and every replica.
+// LoginMFA is the second sign-in step. After the count-first write, one transaction
+// spends the factor, consumes the pending token, resets the count, opens the session
+// and logs it: a factor is never spent without its session, and a mistyped code can be
+// retried on the same pending token until the lock. The lock is per account and
+// shared by every pending login and every replica.
 func (s *Service) LoginMFA(ctx context.Context, c Client, mfaToken, code, recoveryCode string) (*LoginResult, error) {
 	if mfaToken == "" || len(mfaToken) > 200 {
 		return nil, ErrInvalidMFAToken
@@ -332,24 +348,35 @@ func (s *Service) LoginMFA(ctx context.Context, c Client, mfaToken, code, recove
 	if err != nil {
 		return nil, fmt.Errorf("reading user: %w", err)
 	}
-	_, remaining, err := s.checkSecondFactor(ctx, c, u, code, recoveryCode, "login_mfa")
+	if pend.CredEpoch != u.CredEpoch {
+		return nil, ErrInvalidMFAToken // the password or MFA changed since the password step
+	}
+	f, st, err := s.checkSecondFactor(ctx, c, u, code, recoveryCode, "login_mfa")
 	if err != nil {
 		return nil, err
 	}
-	consumed, err := s.store.ConsumePendingLogin(ctx, hash)
+	sess, tok, err := s.newSession(c, u, pend.CredEpoch)
 	if err != nil {
-		return nil, fmt.Errorf("consuming pending login: %w", err)
+		return nil, err
 	}
-	if !consumed {
+	fin := &SignInFinish{Session: sess, PendingHash: hash, TOTPStep: f.step, RecoveryCodeHash: f.codeHash,
+		ResetAttempts: []AttemptKey{mfaKey(u.ID)}, Event: s.newEvent(u.ID, c, "login_mfa", "success", f.method)}
+	switch err := s.store.FinishSignIn(ctx, fin); {
+	case errors.Is(err, ErrFactorUsed):
+		return nil, s.secondFactorFailed(ctx, c, u, st, f.method, "login_mfa")
+	case errors.Is(err, ErrPendingGone), errors.Is(err, ErrCredentialsChanged):
 		return nil, ErrInvalidMFAToken
+	case err != nil:
+		return nil, fmt.Errorf("finishing sign-in: %w", err)
 	}
-	res, err := s.openSession(ctx, c, u)
-	if err != nil {
-		return nil, err
-	}
-	res.RecoveryCodesRemaining = remaining
-	s.event(ctx, u.ID, c, "login_mfa", "success", "")
+	s.logEvent(fin.Event)
 	s.observe("login_mfa", "success")
+	res := &LoginResult{Status: StatusAuthenticated, User: u, Session: sess, SessionToken: tok}
+	if f.method == MethodRecoveryCode {
+		if res.RecoveryCodesRemaining, err = s.recoveryCodeUsed(ctx, c, u); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 
@@ -389,8 +416,24 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 		return time.Time{}, err
 	}
 	if st.Enabled {
-		if _, _, err := s.checkSecondFactor(ctx, c, p.User, code, recoveryCode, "reauth"); err != nil {
+		f, counted, err := s.checkSecondFactor(ctx, c, p.User, code, recoveryCode, "reauth")
+		if err != nil {
 			return time.Time{}, err
+		}
+		won, err := s.spend(ctx, p.User.ID, f)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if !won {
+			return time.Time{}, s.secondFactorFailed(ctx, c, p.User, counted, f.method, "reauth")
+		}
+		if err := s.resetLimit(ctx, mfaKey(p.User.ID)); err != nil {
+			return time.Time{}, err
+		}
+		if f.method == MethodRecoveryCode {
+			if _, err := s.recoveryCodeUsed(ctx, c, p.User); err != nil {
+				return time.Time{}, err
+			}
 		}
 	}
 	now := s.now()

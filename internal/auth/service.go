@@ -162,16 +162,26 @@ func hashToken(tok string) []byte {
 	return h[:]
 }
 
+// newEvent builds one line of the security log.
+func (s *Service) newEvent(user UserID, c Client, name, outcome, detail string) *Event {
+	return &Event{UserID: user, Time: s.now(), Event: name, Outcome: outcome, IP: truncate(c.IP, 64),
+		UserAgent: truncate(c.UserAgent, 512), Detail: truncate(detail, 1000)}
+}
+
+// logEvent mirrors a security-log line into the process log.
+func (s *Service) logEvent(e *Event) {
+	s.log.Info("security event", "user_id", int64(e.UserID), "event", e.Event, "outcome", e.Outcome, "ip", e.IP)
+}
+
 // event writes one line of the security log. A failure to write is logged, not
 // returned: the log must not turn a refused sign-in into a 500 an attacker could use
 // to tell cases apart.
 func (s *Service) event(ctx context.Context, user UserID, c Client, name, outcome, detail string) {
-	e := &Event{UserID: user, Time: s.now(), Event: name, Outcome: outcome, IP: c.IP,
-		UserAgent: truncate(c.UserAgent, 512), Detail: truncate(detail, 1000)}
+	e := s.newEvent(user, c, name, outcome, detail)
 	if err := s.store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
 		s.log.Error("writing security log", "event", name, "err", err)
 	}
-	s.log.Info("security event", "user_id", int64(user), "event", name, "outcome", outcome, "ip", c.IP)
+	s.logEvent(e)
 }
 
 // truncate makes client-supplied text storable: valid UTF-8 (PostgreSQL refuses

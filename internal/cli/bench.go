@@ -572,8 +572,14 @@ func (b *benchRun) pend(ctx context.Context, as []mfaAccount) error {
 	return forEach(ctx, len(as), b.o.concurrency, func(i int) error {
 		tok, hash := benchToken()
 		now := b.now()
+		// Enrolment moved the account's credentials epoch; a pending login must carry the
+		// current one, as the password step's would.
+		u, err := b.app.Store.UserByID(ctx, as[i].id)
+		if err != nil {
+			return err
+		}
 		p := &auth.PendingLogin{TokenHash: hash, UserID: as[i].id, CreatedAt: now, ExpiresAt: now.Add(time.Hour),
-			IP: "127.0.0.1", UserAgent: "latchkey bench"}
+			IP: "127.0.0.1", UserAgent: "latchkey bench", CredEpoch: u.CredEpoch}
 		if err := b.app.Store.CreatePendingLogin(ctx, p); err != nil {
 			return err
 		}

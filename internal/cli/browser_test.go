@@ -109,7 +109,11 @@ func (b *tab) submit(button string) {
 
 func (b *tab) fill(id, value string) {
 	b.t.Helper()
-	b.do(chromedp.Clear(chromedp.ID(id)), chromedp.SendKeys(chromedp.ID(id), value))
+	// Focus and type, as a person does. chromedp's SendKeys reads the node's attributes
+	// without holding its lock while the DOM-event goroutine updates them (a data race
+	// in chromedp v0.23.0 that -race reports); Focus and KeyEvent touch no attributes.
+	sel := chromedp.ID(id)
+	b.do(chromedp.WaitVisible(sel), chromedp.Clear(sel), chromedp.Focus(sel), chromedp.KeyEvent(value))
 }
 
 func (b *tab) text(sel string) string {
@@ -657,7 +661,8 @@ func (b *tab) fillArea(id, value string) {
 	if _, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](fmt.Sprintf("(document.getElementById(%q).value = '') === ''", id))); err != nil {
 		b.t.Fatalf("emptying #%s: %v", id, err)
 	}
-	b.do(chromedp.SendKeys(chromedp.ID(id), value))
+	sel := chromedp.ID(id) // Focus and KeyEvent, not SendKeys: see fill.
+	b.do(chromedp.WaitVisible(sel), chromedp.Focus(sel), chromedp.KeyEvent(value))
 }
 
 // pageResult is a page fetched or posted without a browser.

@@ -138,3 +138,42 @@ func TestPendingSetupBelongsToItsSession(t *testing.T) {
 		s.call(t, "GET", "/api/v1/me", other, nil).want(t, 401)
 	})
 }
+
+// TestSignInRacingPasswordChange: sign-ins with the old password run in parallel with a
+// password change. Whatever each of them answered, once the change has returned, no
+// session they opened works — even one inserted after the change committed.
+func TestSignInRacingPasswordChange(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		cfg := testConfig(t, dbURL)
+		cfg.PasswordMaxFailures = 1000
+		s := startServer(t, cfg, nil)
+		s.signup(t, "abel", "abel@example.com")
+		old := testPassword
+		for round := 0; round < 4; round++ {
+			owner := mustLogin(t, s, "abel", old)
+			var mu sync.Mutex
+			var stolen []string
+			var wg sync.WaitGroup
+			for i := 0; i < 8; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r := s.call(t, "POST", "/api/v1/login", "", map[string]string{"login": "abel", "password": old})
+					if r.Status == 200 {
+						mu.Lock()
+						stolen = append(stolen, r.str("session_token"))
+						mu.Unlock()
+					}
+				}()
+			}
+			next := old + "!"
+			s.call(t, "POST", "/api/v1/password", owner, map[string]string{"current_password": old, "new_password": next}).want(t, 204)
+			wg.Wait()
+			for _, tok := range stolen {
+				s.call(t, "GET", "/api/v1/me", tok, nil).want(t, 401)
+			}
+			s.call(t, "GET", "/api/v1/me", owner, nil).want(t, 200)
+			old = next
+		}
+	})
+}
