@@ -33,14 +33,12 @@ func (m MFAStatus) Low() bool { return m.Remaining != nil && *m.Remaining <= Low
 
 // MFAStatus reads the user's second-factor state.
 func (s *Service) MFAStatus(ctx context.Context, user UserID) (MFAStatus, error) {
-	if _, err := s.store.TOTP(ctx, user); errors.Is(err, ErrNotFound) {
-		return MFAStatus{Methods: []string{}}, nil
-	} else if err != nil {
+	enabled, n, err := s.store.MFAState(ctx, user)
+	if err != nil {
 		return MFAStatus{}, fmt.Errorf("reading MFA state: %w", err)
 	}
-	n, err := s.store.RecoveryCodeCounts(ctx, user)
-	if err != nil {
-		return MFAStatus{}, fmt.Errorf("counting recovery codes: %w", err)
+	if !enabled {
+		return MFAStatus{Methods: []string{}}, nil
 	}
 	rem := n.Remaining
 	return MFAStatus{Enabled: true, Methods: []string{MethodTOTP, MethodRecoveryCode}, Remaining: &rem, Total: n.Total}, nil

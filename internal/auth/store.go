@@ -110,6 +110,9 @@ type Store interface {
 	ReplaceRecoveryCodes(ctx context.Context, user UserID, hashes [][]byte, at time.Time) error
 	// RecoveryCodeCounts counts the user's codes.
 	RecoveryCodeCounts(ctx context.Context, user UserID) (RecoveryCodeCounts, error)
+	// MFAState reports in one query whether TOTP is enabled and how many recovery codes
+	// the user has: what every /me and settings page asks.
+	MFAState(ctx context.Context, user UserID) (enabled bool, codes RecoveryCodeCounts, err error)
 
 	// CreatePasswordReset stores a reset link.
 	CreatePasswordReset(ctx context.Context, r *PasswordReset) error

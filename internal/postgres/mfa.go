@@ -156,6 +156,16 @@ func replaceCodes(ctx context.Context, tx pgx.Tx, user auth.UserID, hashes [][]b
 }
 
 // RecoveryCodeCounts counts the user's codes and the unused ones.
+// MFAState reports whether TOTP is enabled and counts the codes, in one query.
+func (s *Store) MFAState(ctx context.Context, user auth.UserID) (bool, auth.RecoveryCodeCounts, error) {
+	var c auth.RecoveryCodeCounts
+	var enabled bool
+	err := s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&enabled, &c.Total, &c.Remaining) },
+		`SELECT EXISTS (SELECT 1 FROM totp_credentials WHERE user_id = $1),
+		count(*), count(*) FILTER (WHERE used_at IS NULL) FROM recovery_codes WHERE user_id = $1`, user)
+	return enabled, c, mapErr("mfa state", err)
+}
+
 func (s *Store) RecoveryCodeCounts(ctx context.Context, user auth.UserID) (auth.RecoveryCodeCounts, error) {
 	var c auth.RecoveryCodeCounts
 	err := s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&c.Total, &c.Remaining) },

@@ -155,6 +155,16 @@ func replaceCodes(ctx context.Context, tx *sql.Tx, user auth.UserID, hashes [][]
 }
 
 // RecoveryCodeCounts counts the user's codes and the unused ones.
+// MFAState reports whether TOTP is enabled and counts the codes, in one query.
+func (s *Store) MFAState(ctx context.Context, user auth.UserID) (bool, auth.RecoveryCodeCounts, error) {
+	var c auth.RecoveryCodeCounts
+	var enabled bool
+	err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM totp_credentials WHERE user_id = ?),
+		count(*), count(*) FILTER (WHERE used_at IS NULL) FROM recovery_codes WHERE user_id = ?`, user, user).
+		Scan(&enabled, &c.Total, &c.Remaining)
+	return enabled, c, mapErr("mfa state", err)
+}
+
 func (s *Store) RecoveryCodeCounts(ctx context.Context, user auth.UserID) (auth.RecoveryCodeCounts, error) {
 	var c auth.RecoveryCodeCounts
 	err := s.queryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE used_at IS NULL)

@@ -106,6 +106,7 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"Tokens", testTokens},
 		{"TimeRoundTrip", testTimeRoundTrip},
 		{"Purge", testPurge},
+		{"MFAState", testMFAState},
 		{"Closed", testClosed},
 		{"SSHKeys", testSSHKeys},
 		{"RecoveryOpen", testRecoveryOpen},
@@ -1731,4 +1732,27 @@ func finished(err, lost error) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+func testMFAState(t *testing.T, s auth.Store) {
+	alice, bob := mustUser(t, s, "alice"), mustUser(t, s, "bob")
+	check := func(name string, user auth.UserID, wantOn bool, want auth.RecoveryCodeCounts) {
+		t.Helper()
+		on, c, err := s.MFAState(ctx(t), user)
+		if err != nil || on != wantOn || c != want {
+			t.Fatalf("%s: MFAState = %v, %+v, %v; want %v, %+v", name, on, c, err, wantOn, want)
+		}
+	}
+	check("new user", alice.ID, false, auth.RecoveryCodeCounts{})
+	enable(t, s, alice.ID, "a", 0)
+	check("enabled", alice.ID, true, auth.RecoveryCodeCounts{Total: 16, Remaining: 16})
+	check("other user", bob.ID, false, auth.RecoveryCodeCounts{})
+	if won, err := s.UseRecoveryCode(ctx(t), alice.ID, codes("a", 16)[3], t0()); err != nil || !won {
+		t.Fatalf("UseRecoveryCode = %v, %v", won, err)
+	}
+	check("one code used", alice.ID, true, auth.RecoveryCodeCounts{Total: 16, Remaining: 15})
+	if _, err := s.DisableMFA(ctx(t), alice.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	check("removed", alice.ID, false, auth.RecoveryCodeCounts{})
 }
