@@ -106,18 +106,33 @@ func (h *Handler) Logout(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	return nil
 }
 
+// meJSON is the answer of GET /api/v1/me. Typed rather than a map: it is the hottest
+// response, and encoding/json caches a struct's encoder.
+type meJSON struct {
+	User userJSON `json:"user"`
+	MFA  mfaJSON  `json:"mfa"`
+}
+
+type mfaJSON struct {
+	Enabled                bool     `json:"enabled"`
+	Methods                []string `json:"methods"`
+	RecoveryCodesRemaining *int     `json:"recovery_codes_remaining"` // null while MFA is off
+	RecoveryCodesLow       bool     `json:"recovery_codes_low,omitempty"`
+	Warning                string   `json:"warning,omitempty"`
+}
+
 // Me describes the caller.
 func (h *Handler) Me(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	st, err := h.svc.MFAStatus(r.Context(), p.User.ID)
 	if err != nil {
 		return err
 	}
-	mfa := map[string]any{"enabled": st.Enabled, "methods": st.Methods, "recovery_codes_remaining": st.Remaining}
+	mfa := mfaJSON{Enabled: st.Enabled, Methods: st.Methods, RecoveryCodesRemaining: st.Remaining}
 	if st.Low() {
-		mfa["recovery_codes_low"] = true
-		mfa["warning"] = "Three or fewer recovery codes remain: regenerate them."
+		mfa.RecoveryCodesLow = true
+		mfa.Warning = "Three or fewer recovery codes remain: regenerate them."
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user": toUser(p.User), "mfa": mfa})
+	writeJSON(w, http.StatusOK, meJSON{User: toUser(p.User), MFA: mfa})
 	return nil
 }
 

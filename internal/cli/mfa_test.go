@@ -439,3 +439,20 @@ func TestFlowBypass(t *testing.T) {
 		s.call(t, "DELETE", "/api/v1/mfa", fresh, nil).want(t, 200)
 	})
 }
+
+// TestLowRecoveryCodesWarning: with three or fewer codes left, /me says so.
+func TestLowRecoveryCodesWarning(t *testing.T) {
+	s := startServer(t, testConfig(t, "sqlite:"+t.TempDir()+"/db"), nil)
+	s.signup(t, "lena", "lena@example.com")
+	_, codes := s.enrol(t, s.login(t, "lena"))
+	var tok string
+	for i, c := range codes[:13] {
+		tok = s.mfa(t, s.pending(t, "lena"), "recovery_code", c).want(t, 200).str("session_token")
+		mfa := s.call(t, "GET", "/api/v1/me", tok, nil).want(t, 200).Body["mfa"].(map[string]any)
+		remaining := 16 - (i + 1)
+		low := mfa["recovery_codes_low"] == true && strings.Contains(fmt.Sprint(mfa["warning"]), "regenerate")
+		if mfa["recovery_codes_remaining"] != float64(remaining) || low != (remaining <= 3) {
+			t.Fatalf("after %d codes: me.mfa = %v", i+1, mfa)
+		}
+	}
+}
