@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/latchkey/latchkey/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -267,19 +266,10 @@ func jarClient(t *testing.T) *http.Client {
 	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-// requireTool finds an external program, skipping (or failing under
-// LATCHKEY_TEST_REQUIRE_ALL=1) when it is missing.
+// requireTool finds an external program (see testenv.Tool).
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		msg := name + " is not installed (apt-get install " + map[string]string{"oathtool": "oathtool", "zbarimg": "zbar-tools", "ssh-keygen": "openssh-client"}[name] + ")"
-		if os.Getenv("LATCHKEY_TEST_REQUIRE_ALL") == "1" {
-			t.Fatal(msg + "; LATCHKEY_TEST_REQUIRE_ALL=1 makes this a failure")
-		}
-		t.Skip(msg)
-	}
-	return p
+	return testenv.Tool(t, name, map[string]string{"oathtool": "oathtool", "zbarimg": "zbar-tools", "ssh-keygen": "openssh-client"}[name])
 }
 
 func testLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -8,6 +8,7 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/binary"
+	"github.com/latchkey/latchkey/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,21 +17,6 @@ import (
 
 	"golang.org/x/crypto/ssh"
 )
-
-// requireTool returns the path of an external program, skipping the test when
-// it is absent unless LATCHKEY_TEST_REQUIRE_ALL=1 demands every test run.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("LATCHKEY_TEST_REQUIRE_ALL") == "1" {
-		t.Fatalf("%s not found and LATCHKEY_TEST_REQUIRE_ALL=1: %v", name, err)
-	}
-	t.Skipf("%s not installed (it comes with OpenSSH); skipping tests against real keys", name)
-	return ""
-}
 
 // keyFile is a key pair written by ssh-keygen.
 type keyFile struct {
@@ -42,7 +28,7 @@ type keyFile struct {
 // genKey runs ssh-keygen to create a key pair in dir; args choose the type.
 func genKey(t *testing.T, dir, name string, args ...string) keyFile {
 	t.Helper()
-	keygen := requireTool(t, "ssh-keygen")
+	keygen := testenv.Tool(t, "ssh-keygen", "openssh-client")
 	priv := filepath.Join(dir, name)
 	cmd := exec.Command(keygen, append([]string{"-q", "-N", "", "-C", name + "@example.com", "-f", priv}, args...)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -61,7 +47,7 @@ func genKey(t *testing.T, dir, name string, args ...string) keyFile {
 // signature. The message goes through a file so its bytes are exact.
 func sshSign(t *testing.T, key keyFile, namespace string, message []byte, extra ...string) string {
 	t.Helper()
-	keygen := requireTool(t, "ssh-keygen")
+	keygen := testenv.Tool(t, "ssh-keygen", "openssh-client")
 	msg := filepath.Join(t.TempDir(), "challenge")
 	if err := os.WriteFile(msg, message, 0o600); err != nil {
 		t.Fatal(err)
@@ -82,7 +68,7 @@ func sshSign(t *testing.T, key keyFile, namespace string, message []byte, extra 
 // in namespace, without an allowed-signers file, and returns its output.
 func sshCheck(t *testing.T, armored, namespace string, message []byte) (ok bool, output string) {
 	t.Helper()
-	keygen := requireTool(t, "ssh-keygen")
+	keygen := testenv.Tool(t, "ssh-keygen", "openssh-client")
 	sigFile := filepath.Join(t.TempDir(), "challenge.sig")
 	if err := os.WriteFile(sigFile, []byte(armored), 0o600); err != nil {
 		t.Fatal(err)

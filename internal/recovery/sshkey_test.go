@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"errors"
+	"github.com/latchkey/latchkey/internal/testenv"
 	"os/exec"
 	"strings"
 	"testing"
@@ -16,7 +17,7 @@ import (
 )
 
 func TestParsePublicKeyRealKeys(t *testing.T) {
-	keygen := requireTool(t, "ssh-keygen")
+	keygen := testenv.Tool(t, "ssh-keygen", "openssh-client")
 	dir := t.TempDir()
 	tests := []struct {
 		name     string
@@ -60,7 +61,7 @@ func TestParsePublicKeyRealKeys(t *testing.T) {
 }
 
 func TestParsePublicKeyRefused(t *testing.T) {
-	requireTool(t, "ssh-keygen")
+	testenv.Tool(t, "ssh-keygen", "openssh-client")
 	dir := t.TempDir()
 	ed := genKey(t, dir, "ed", "-t", "ed25519")
 	edLine := strings.TrimSpace(ed.line)

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"errors"
+	"github.com/latchkey/latchkey/internal/testenv"
 	"strings"
 	"testing"
 
@@ -18,7 +19,7 @@ import (
 var challenge = []byte("latchkey-recovery:7f3a9c1e5b2d4068a1c3e5f7092b4d6f")
 
 func TestVerifySignatureSSHKeygen(t *testing.T) {
-	requireTool(t, "ssh-keygen")
+	testenv.Tool(t, "ssh-keygen", "openssh-client")
 	dir := t.TempDir()
 	ed := genKey(t, dir, "ed", "-t", "ed25519")
 	ec := genKey(t, dir, "ec", "-t", "ecdsa", "-b", "256")
@@ -84,7 +85,7 @@ func TestVerifySignatureSSHKeygen(t *testing.T) {
 }
 
 func TestVerifySignatureArmor(t *testing.T) {
-	requireTool(t, "ssh-keygen")
+	testenv.Tool(t, "ssh-keygen", "openssh-client")
 	ed := genKey(t, t.TempDir(), "ed", "-t", "ed25519")
 	armored := sshSign(t, ed, recovery.Namespace, challenge)
 	lines := strings.Split(strings.TrimSpace(armored), "\n")

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/latchkey/latchkey/internal/testenv"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -33,10 +34,7 @@ func PostgresURL(t *testing.T) string {
 	const msg = "PostgreSQL tests need LATCHKEY_TEST_POSTGRES=postgres://…"
 	server := os.Getenv("LATCHKEY_TEST_POSTGRES")
 	if server == "" {
-		if os.Getenv("LATCHKEY_TEST_REQUIRE_ALL") == "1" {
-			t.Fatal(msg + " (LATCHKEY_TEST_REQUIRE_ALL=1)")
-		}
-		t.Skip(msg)
+		testenv.Missing(t, msg)
 	}
 	u, err := url.Parse(server)
 	if err != nil {

@@ -6,9 +6,9 @@ import (
 	"crypto/sha1"
 	"encoding/binary"
 	"fmt"
+	"github.com/latchkey/latchkey/internal/testenv"
 	"math/rand/v2"
 	"net/url"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -19,21 +19,6 @@ import (
 
 // rfcSeed is the SHA-1 seed of RFC 6238 appendix B.
 var rfcSeed = []byte("12345678901234567890")
-
-// requireTool returns the path of an external program, skipping the test when
-// it is absent unless LATCHKEY_TEST_REQUIRE_ALL=1 demands every test run.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("LATCHKEY_TEST_REQUIRE_ALL") == "1" {
-		t.Fatalf("%s not found and LATCHKEY_TEST_REQUIRE_ALL=1: %v", name, err)
-	}
-	t.Skipf("%s not installed (apt-get install oathtool); skipping the cross-check", name)
-	return ""
-}
 
 // hmacCode is an independent reference built on crypto/hmac, used to check
 // the hand-written HMAC, including the pre-hashing of keys over 64 bytes.
@@ -385,7 +370,7 @@ func TestURI(t *testing.T) {
 // TestOathtool checks Code and Verify against the reference implementation
 // from OATH Toolkit over random secrets and times, including times past 2^31.
 func TestOathtool(t *testing.T) {
-	oathtool := requireTool(t, "oathtool")
+	oathtool := testenv.Tool(t, "oathtool", "oathtool")
 	rng := rand.New(rand.NewPCG(42, 6238))
 	const runs = 240
 	for i := range runs {
