@@ -142,8 +142,11 @@ func (s *Service) OpenRecovery(ctx context.Context, c Client, login string) (*Re
 	} else {
 		s.event(ctx, u.ID, c, "recovery_requested", "success", "request "+id)
 		s.notify(u, "A recovery request was opened for your account",
-			"Someone (hopefully you) asked to recover the account %s from %s (%s) because they lost every way to sign in.\n\nIf this was you, prove it with one of your SSH keys or personal access tokens; a support operator will then review the request.\n\nIf this was NOT you, cancel the request now:\n%s\n\nNothing changes on your account unless the request is verified and approved.",
-			u.Username, c.IP, truncate(c.UserAgent, 120), s.cancelLink(r.ID))
+			// The User-Agent stays out: it is the requester's own text, and a genuine mail
+			// from us must not carry an attacker's words (a phishing link, say). The
+			// security log keeps it.
+			"Someone (hopefully you) asked to recover the account %s from %s because they lost every way to sign in.\n\nIf this was you, prove it with one of your SSH keys or personal access tokens; a support operator will then review the request.\n\nIf this was NOT you, cancel the request now:\n%s\n\nNothing changes on your account unless the request is verified and approved.",
+			u.Username, c.IP, s.cancelLink(r.ID))
 	}
 	return &RecoveryChallenge{ID: r.ID, Challenge: r.Challenge, Namespace: recovery.Namespace, ExpiresAt: r.ExpiresAt}, nil
 }

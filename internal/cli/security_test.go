@@ -259,3 +259,24 @@ func TestTokenCannotEndSessions(t *testing.T) {
 	s.call(t, "DELETE", "/api/v1/sessions/"+ftoa(id), pat, nil).want(t, 403, "forbidden_for_token")
 	s.call(t, "GET", "/api/v1/me", tok, nil).want(t, 200)
 }
+
+// TestNoRequesterTextInOwnerMail: the mail telling the owner of a recovery request
+// must not carry the requester's own words (their User-Agent).
+func TestNoRequesterTextInOwnerMail(t *testing.T) {
+	s := startServer(t, testConfig(t, "sqlite:"+t.TempDir()+"/db"), nil)
+	s.signup(t, "vic", "vic@example.com")
+	s.callWith(t, jarClient(t), "POST", "/api/v1/recovery", "", map[string]string{"login": "vic"},
+		map[string]string{"User-Agent": "URGENT visit https://evil.example/login"}).want(t, 202)
+	found := false
+	for _, m := range s.outbox(t) {
+		if m.To == "vic@example.com" && strings.Contains(m.Subject, "recovery request") {
+			found = true
+			if strings.Contains(m.Body, "evil.example") {
+				t.Fatalf("the owner's mail quotes the requester's User-Agent: %q", m.Body)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no recovery-request mail to the owner")
+	}
+}
