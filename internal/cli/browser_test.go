@@ -1092,3 +1092,39 @@ func TestBrowserIssue5PageErrors(t *testing.T) {
 		t.Fatalf("verified requests after refused decisions = %d, want 1", len(reqs))
 	}
 }
+
+// TestBrowserWithoutJavaScript walks sign-up, adding MFA and signing in with a TOTP code
+// in a tab whose page scripts are disabled: the pages are plain forms.
+func TestBrowserWithoutJavaScript(t *testing.T) {
+	chromiumPath(t)
+	requireTool(t, "oathtool")
+	s := startServer(t, testConfig(t, "sqlite:"+t.TempDir()+"/db"), nil)
+	b := newTab(t, s.URL)
+	b.do(chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return err
+	}))
+	b.open("/signup")
+	b.fill("f-username", "noel")
+	b.fill("f-email", "noel@example.com")
+	b.fill("f-password", testPassword)
+	b.submit(`form[action="/signup"] button`)
+	b.wantPath("/settings/authentication?done=signed_up")
+	b.submit(`form[action="/settings/authentication/totp"] button`)
+	secret := strings.ReplaceAll(b.text("#totp-secret"), " ", "")
+	b.fill("f-code", oathtool(t, secret, s.Clock.Now()))
+	b.submit(`form[action="/settings/authentication/totp/confirm"] button`)
+	if codes := codesIn(b.text("#recovery-codes")); len(codes) != 16 {
+		t.Fatalf("recovery codes without JavaScript = %d, want 16", len(codes))
+	}
+	if !s.mfaEnabled(t, "noel") {
+		t.Fatal("MFA is not on after Save without JavaScript")
+	}
+	b.signOut()
+	s.Clock.Advance(30 * time.Second)
+	b.signIn("noel")
+	b.wantPath("/login/mfa")
+	b.fill("f-code", oathtool(t, secret, s.Clock.Now()))
+	b.submit(`form[action="/login/mfa"] button`)
+	b.wantPath("/settings/authentication")
+}
