@@ -29,9 +29,11 @@ func TestKillDuringRegeneration(t *testing.T) {
 		for iter := 0; iter < 12; iter++ {
 			// Spend one code of the known set first, so the two sets show different counts.
 			s.mfa(t, s.pending(t, "zoe"), "recovery_code", codes[0]).want(t, 200)
+			// The request is built here, not in the goroutine: a goroutine scheduled late
+			// must still aim at the server being killed, never at its successor.
+			req, _ := http.NewRequest("POST", s.URL+"/api/v1/mfa/recovery-codes/regenerate", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
 			go func() {
-				req, _ := http.NewRequest("POST", s.URL+"/api/v1/mfa/recovery-codes/regenerate", nil)
-				req.Header.Set("Authorization", "Bearer "+tok)
 				if resp, err := http.DefaultClient.Do(req); err == nil {
 					resp.Body.Close()
 				}

@@ -91,6 +91,9 @@ func startProcess(t *testing.T, env []string, args ...string) *proc {
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-p.done
+		if t.Failed() {
+			t.Logf("latchkey serve %s exited with %v; its log:\n%s", p.URL, cmd.ProcessState, tail(p.stderr.String(), 6000))
+		}
 	})
 	return p
 }
