@@ -1,9 +1,17 @@
 package server
 
-import "net/http"
+import (
+	"net/http"
 
-// routes lists every API route. The HTML pages are registered by the web package.
+	"github.com/latchkey/latchkey/internal/web"
+)
+
+// routes mounts every route: the API's here, the pages' through web.Register (which
+// lists them in internal/web/web.go beside their handlers).
 func (s *Server) routes(mux *http.ServeMux) {
+	web.New(s.svc, s.log, web.Options{SiteName: s.opts.SiteName, PublicURL: s.opts.PublicURL,
+		SecureCookies: s.opts.SecureCookies}).Register(mux)
+
 	a := s.api
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", s.metricsHandler())

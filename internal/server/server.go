@@ -15,7 +15,6 @@ import (
 
 	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/auth"
-	"github.com/latchkey/latchkey/internal/web"
 )
 
 // Options configure the handler.
@@ -66,8 +65,6 @@ func New(opts Options, d Deps) *Server {
 	s := &Server{opts: opts, svc: d.Service, log: d.Logger, api: api.New(d.Service, d.Logger), metrics: m, reg: reg}
 	mux := http.NewServeMux()
 	s.routes(mux)
-	web.New(d.Service, d.Logger, web.Options{SiteName: opts.SiteName, PublicURL: opts.PublicURL,
-		SecureCookies: opts.SecureCookies}).Register(mux)
 	s.handler = s.middleware(mux)
 	return s
 }
