@@ -180,6 +180,11 @@ func (s *Service) ConfirmTOTP(ctx context.Context, c Client, p *Principal, code 
 	return codes, nil
 }
 
+// recoveryHash is the only form in which recovery codes are stored: HMAC-SHA256 under a
+// subkey of the secret key, so a copy of the database without the key can be neither
+// used nor brute-forced, and checking a code is one lookup by hash (a keyed hash, unlike
+// a salted password hash, is deterministic, which is what makes that lookup possible;
+// 80 bits of entropy make salting moot).
 func (s *Service) recoveryHash(u UserID, canonical string) []byte {
 	// The user id is inside the MAC so a code's hash means nothing on another account.
 	return s.keys.MAC("recovery-code", []byte(strconv.FormatInt(int64(u), 10)+":"+canonical))

@@ -379,9 +379,6 @@ func parseUint32(name, s string) (uint32, error) {
 	return uint32(v), nil
 }
 
-// DataDirOf returns the directory that must exist for a file path.
-func DataDirOf(path string) string { return filepath.Dir(path) }
-
 // EnsureDir creates dir with mode 0700 if it is missing.
 func EnsureDir(dir string) error {
 	if dir == "" || dir == "." {

@@ -10,8 +10,6 @@
 package recovery
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -124,17 +122,6 @@ func Normalize(input string) (canonical string, ok bool) {
 		return "", false
 	}
 	return string(out[:]), true
-}
-
-// Hash returns HMAC-SHA256 of a canonical code under the server's secret key.
-// Codes are stored only in this form: a copy of the database without the key
-// cannot be used or brute-forced, and checking a code is one lookup by hash
-// (a keyed hash, unlike a salted password hash, is deterministic, which is
-// what makes that lookup possible; 80 bits of entropy make salting moot).
-func Hash(key []byte, canonical string) []byte {
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(canonical))
-	return mac.Sum(nil)
 }
 
 // Format groups a canonical code as "xxxx-xxxx-xxxx-xxxx", the form shown to

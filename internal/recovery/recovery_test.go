@@ -141,34 +141,6 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
-func TestHash(t *testing.T) {
-	key1 := bytes.Repeat([]byte{1}, 32)
-	key2 := bytes.Repeat([]byte{2}, 32)
-	code := "abcdefghjkmnpqrs"
-	h1 := recovery.Hash(key1, code)
-	tests := []struct {
-		name  string
-		key   []byte
-		code  string
-		equal bool
-	}{
-		{"same key and code", key1, code, true},
-		{"other key", key2, code, false},
-		{"other code", key1, "abcdefghjkmnpqrt", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := recovery.Hash(tt.key, tt.code)
-			if len(h) != 32 {
-				t.Fatalf("Hash(%q) has %d bytes, want 32", tt.code, len(h))
-			}
-			if bytes.Equal(h, h1) != tt.equal {
-				t.Errorf("Hash(%q) == Hash(key1, %q) is %v, want %v", tt.code, code, !tt.equal, tt.equal)
-			}
-		})
-	}
-}
-
 func TestFormat(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"abcdefghjkmnpqrs", "abcd-efgh-jkmn-pqrs"},

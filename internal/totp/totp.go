@@ -16,7 +16,6 @@ import (
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -34,11 +33,6 @@ const (
 // secretSize is 160 bits, the HMAC-SHA1 output size that RFC 4226 §4
 // recommends for the shared secret.
 const secretSize = 20
-
-// minSecretSize is the 128-bit floor of RFC 4226 §4 (R6); DecodeSecret refuses
-// anything shorter so that a truncated secret fails loudly instead of silently
-// weakening an account.
-const minSecretSize = 16
 
 // maxWindow bounds how many steps either side of now Verify looks at. More
 // than two steps (a minute of clock drift each way) only helps an attacker.
@@ -61,41 +55,6 @@ func NewSecret(r io.Reader) ([]byte, error) {
 // authenticator apps expect both in otpauth URIs and for manual entry.
 func EncodeSecret(secret []byte) string {
 	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(secret)
-}
-
-// DecodeSecret parses a base32 secret as people copy it: any case, grouped by
-// spaces, with or without '=' padding. Case folding is ASCII only, so that a
-// look-alike such as the Turkish dotless 'ı' is refused rather than folded.
-func DecodeSecret(s string) ([]byte, error) {
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == ' ' || c == '\t':
-			continue
-		case 'a' <= c && c <= 'z':
-			c -= 'a' - 'A'
-		}
-		b.WriteByte(c)
-	}
-	cleaned := strings.TrimRight(b.String(), "=")
-	if cleaned == "" {
-		return nil, errors.New("totp: empty secret")
-	}
-	secret, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(cleaned)
-	if err != nil {
-		return nil, fmt.Errorf("totp: secret is not valid base32: %w", err)
-	}
-	// The decoder tolerates impossible lengths and stray low bits; insisting
-	// on the canonical form catches a mistyped or truncated secret.
-	if EncodeSecret(secret) != cleaned {
-		return nil, errors.New("totp: secret is not valid base32: wrong length or trailing bits")
-	}
-	if len(secret) < minSecretSize {
-		return nil, fmt.Errorf("totp: secret is %d bytes, want at least %d", len(secret), minSecretSize)
-	}
-	return secret, nil
 }
 
 // Step returns the RFC 6238 time step of t: floor(unix seconds / Period). It
