@@ -63,13 +63,13 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) error {
 func writeLogin(w http.ResponseWriter, res *auth.LoginResult) {
 	if res.Status == auth.StatusMFARequired {
 		writeJSON(w, http.StatusOK, map[string]any{
-			"status": res.Status, "mfa_token": res.MFAToken,
+			"status": res.Status, "mfa_token": res.MFAToken.Reveal(),
 			"methods":    []string{auth.MethodTOTP, auth.MethodRecoveryCode},
 			"expires_in": int(res.MFAExpiresIn / time.Second),
 		})
 		return
 	}
-	body := map[string]any{"status": res.Status, "session_token": res.SessionToken, "user": toUser(res.User)}
+	body := map[string]any{"status": res.Status, "session_token": res.SessionToken.Reveal(), "user": toUser(res.User)}
 	if res.RecoveryCodesRemaining != nil {
 		body["recovery_codes_remaining"] = *res.RecoveryCodesRemaining
 	}

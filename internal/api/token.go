@@ -43,7 +43,7 @@ func (h *Handler) CreateToken(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		return err
 	}
 	body := tokenJSON(&t.AccessToken)
-	body["token"] = t.Secret
+	body["token"] = t.Secret.Reveal()
 	writeJSON(w, http.StatusCreated, body)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/latchkey/latchkey/internal/keys"
 	"net/mail"
 	"strings"
 	"time"
@@ -23,8 +24,8 @@ type LoginResult struct {
 	Status       string
 	User         *User
 	Session      *Session
-	SessionToken string // shown once to the client; only its hash is stored
-	MFAToken     string
+	SessionToken keys.Secret // shown once to the client; only its hash is stored
+	MFAToken     keys.Secret
 	MFAExpiresIn time.Duration
 	// RecoveryCodesRemaining is set after a sign-in with a recovery code.
 	RecoveryCodesRemaining *int
@@ -196,7 +197,7 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 		}
 		s.event(ctx, u.ID, c, "login", "mfa_required", "")
 		s.observe("login", "mfa_required")
-		return &LoginResult{Status: StatusMFARequired, User: u, MFAToken: tok, MFAExpiresIn: s.cfg.PendingLoginTTL}, nil
+		return &LoginResult{Status: StatusMFARequired, User: u, MFAToken: keys.Secret(tok), MFAExpiresIn: s.cfg.PendingLoginTTL}, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("reading MFA state: %w", err)
 	}
@@ -212,7 +213,7 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 	}
 	s.logEvent(fin.Event)
 	s.observe("login", "success")
-	return &LoginResult{Status: StatusAuthenticated, User: u, Session: sess, SessionToken: tok}, nil
+	return &LoginResult{Status: StatusAuthenticated, User: u, Session: sess, SessionToken: keys.Secret(tok)}, nil
 }
 
 // newSession mints a session for u under the credentials epoch its factors were

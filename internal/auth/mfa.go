@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/latchkey/latchkey/internal/keys"
 	"strconv"
 	"time"
 
@@ -374,7 +375,7 @@ func (s *Service) LoginMFA(ctx context.Context, c Client, mfaToken, code, recove
 	}
 	s.logEvent(fin.Event)
 	s.observe("login_mfa", "success")
-	res := &LoginResult{Status: StatusAuthenticated, User: u, Session: sess, SessionToken: tok}
+	res := &LoginResult{Status: StatusAuthenticated, User: u, Session: sess, SessionToken: keys.Secret(tok)}
 	if f.method == MethodRecoveryCode {
 		if res.RecoveryCodesRemaining, err = s.recoveryCodeUsed(ctx, c, u); err != nil {
 			return nil, err

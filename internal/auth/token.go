@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/latchkey/latchkey/internal/keys"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -16,7 +17,7 @@ const TokenPrefix = "lk_"
 // NewAccessToken is a token just created: the secret is shown once.
 type NewAccessToken struct {
 	AccessToken
-	Secret string
+	Secret keys.Secret
 }
 
 // CreateToken makes a personal access token (256 random bits) for the caller. It
@@ -54,7 +55,7 @@ func (s *Service) CreateToken(ctx context.Context, c Client, p *Principal, name 
 	s.notify(p.User, "A personal access token was created",
 		"A personal access token named %q was created for %s from %s. If this was not you, delete it at %s/settings/tokens and change your password.",
 		name, p.User.Username, c.IP, s.cfg.PublicURL)
-	return &NewAccessToken{AccessToken: *t, Secret: secret}, nil
+	return &NewAccessToken{AccessToken: *t, Secret: keys.Secret(secret)}, nil
 }
 
 // Tokens lists the caller's tokens (never their secrets).

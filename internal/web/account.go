@@ -51,7 +51,7 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 		redirect(w, r, "/login?done=signed_up")
 		return nil
 	}
-	h.setSession(w, res.SessionToken)
+	h.setSession(w, res.SessionToken.Reveal())
 	redirect(w, r, "/settings/authentication?done=signed_up")
 	return nil
 }
@@ -76,7 +76,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		return h.formOrPage(w, err, "login", pg, "")
 	}
 	if res.Status == auth.StatusMFARequired {
-		h.setMFA(w, res.MFAToken, res.MFAExpiresIn)
+		h.setMFA(w, res.MFAToken.Reveal(), res.MFAExpiresIn)
 		to := "/login/mfa"
 		if next != "" {
 			to += "?next=" + url.QueryEscape(next)
@@ -84,7 +84,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		redirect(w, r, to)
 		return nil
 	}
-	h.setSession(w, res.SessionToken)
+	h.setSession(w, res.SessionToken.Reveal())
 	redirect(w, r, afterSignIn(next))
 	return nil
 }
@@ -153,7 +153,7 @@ func (h *Handler) loginMFA(recovery bool) pageFunc {
 			}
 			return h.formOrPage(w, err, tmpl, pg, field)
 		}
-		h.setSession(w, res.SessionToken)
+		h.setSession(w, res.SessionToken.Reveal())
 		if res.RecoveryCodesRemaining != nil {
 			redirect(w, r, "/settings/authentication?done=recovery_used")
 			return nil
