@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -44,27 +45,54 @@ func (p LimitPolicy) lockFor(locks int) time.Duration {
 // means heavy contention on one counter — an attack — and the answer is to deny.
 const maxCASRetries = 64
 
-// current reads a counter and applies ResetAfter.
-func (s *Service) current(ctx context.Context, key AttemptKey, p LimitPolicy, now time.Time) (AttemptState, AttemptState, error) {
-	st, err := s.store.Attempt(ctx, key)
-	if err != nil {
-		return st, st, fmt.Errorf("reading attempt counter %s: %w", key.Scope, err)
-	}
-	eff := st
+// errContention is updateAttempt's answer when it lost maxCASRetries races in a row.
+var errContention = errors.New("too much contention")
+
+// effective applies ResetAfter: a counter idle that long counts from zero again.
+func (p LimitPolicy) effective(st AttemptState, now time.Time) AttemptState {
 	if p.ResetAfter > 0 && !st.LockedUntil.After(now) && st.Version != 0 && now.Sub(st.UpdatedAt) >= p.ResetAfter {
-		eff.Failures, eff.Locks = 0, 0
+		st.Failures, st.Locks = 0, 0
 	}
-	return st, eff, nil
+	return st
+}
+
+// updateAttempt is the one compare-and-swap loop behind every counter change: read the
+// counter, let step compute the next state (or decline to write), and write it only if
+// nobody else wrote in between; on a lost race, start over. It returns the state
+// written (with its new version), or prev when step declined.
+func (s *Service) updateAttempt(ctx context.Context, key AttemptKey, verb string,
+	step func(prev AttemptState, now time.Time) (next AttemptState, write bool, err error)) (AttemptState, error) {
+	for range maxCASRetries {
+		now := s.now()
+		prev, err := s.store.Attempt(ctx, key)
+		if err != nil {
+			return prev, fmt.Errorf("reading attempt counter %s: %w", key.Scope, err)
+		}
+		next, write, err := step(prev, now)
+		if err != nil || !write {
+			return prev, err
+		}
+		next.Version = prev.Version
+		won, err := s.store.SaveAttempt(ctx, key, prev, next)
+		if err != nil {
+			return prev, fmt.Errorf("%s attempt counter %s: %w", verb, key.Scope, err)
+		}
+		if won {
+			next.Version = prev.Version + 1
+			return next, nil
+		}
+	}
+	return AttemptState{}, fmt.Errorf("%s attempt counter %s: %w", verb, key.Scope, errContention)
 }
 
 // checkLimit refuses when the counter is locked, without counting anything.
 func (s *Service) checkLimit(ctx context.Context, key AttemptKey, p LimitPolicy) error {
 	now := s.now()
-	_, eff, err := s.current(ctx, key, p, now)
+	st, err := s.store.Attempt(ctx, key)
 	if err != nil {
-		return err
+		return fmt.Errorf("reading attempt counter %s: %w", key.Scope, err)
 	}
-	if eff.LockedUntil.After(now) {
+	if eff := p.effective(st, now); eff.LockedUntil.After(now) {
 		return RateLimited(eff.LockedUntil.Sub(now))
 	}
 	return nil
@@ -76,56 +104,35 @@ func (s *Service) checkLimit(ctx context.Context, key AttemptKey, p LimitPolicy)
 // nothing, while the counter is locked; otherwise the state after the count, which
 // is locked already when this attempt is the last one allowed.
 func (s *Service) countFailure(ctx context.Context, key AttemptKey, p LimitPolicy) (AttemptState, error) {
-	for range maxCASRetries {
-		now := s.now()
-		prev, eff, err := s.current(ctx, key, p, now)
-		if err != nil {
-			return prev, err
+	st, err := s.updateAttempt(ctx, key, "counting", func(prev AttemptState, now time.Time) (AttemptState, bool, error) {
+		next := p.effective(prev, now)
+		if next.LockedUntil.After(now) {
+			return next, false, RateLimited(next.LockedUntil.Sub(now))
 		}
-		if eff.LockedUntil.After(now) {
-			return prev, RateLimited(eff.LockedUntil.Sub(now))
-		}
-		next := eff
 		next.Failures++
 		next.UpdatedAt = now
 		if next.Failures >= p.MaxFailures {
 			next.LockedUntil = now.Add(p.lockFor(next.Locks))
 			next.Locks++
 		}
-		next.Version = prev.Version
-		won, err := s.store.SaveAttempt(ctx, key, prev, next)
-		if err != nil {
-			return prev, fmt.Errorf("counting attempt %s: %w", key.Scope, err)
-		}
-		if won {
-			next.Version = prev.Version + 1
-			return next, nil
-		}
+		return next, true, nil
+	})
+	if errors.Is(err, errContention) {
+		// Fail closed: never "unlocked" when the count could not be written.
+		return AttemptState{}, RateLimited(time.Second)
 	}
-	// Fail closed: never "unlocked" when the count could not be written.
-	return AttemptState{}, RateLimited(time.Second)
+	return st, err
 }
 
 // resetLimit clears a counter after a success.
 func (s *Service) resetLimit(ctx context.Context, key AttemptKey) error {
-	for range maxCASRetries {
-		prev, err := s.store.Attempt(ctx, key)
-		if err != nil {
-			return fmt.Errorf("reading attempt counter %s: %w", key.Scope, err)
-		}
+	_, err := s.updateAttempt(ctx, key, "resetting", func(prev AttemptState, now time.Time) (AttemptState, bool, error) {
 		if prev.Version == 0 || (prev.Failures == 0 && prev.Locks == 0 && prev.LockedUntil.IsZero()) {
-			return nil
+			return prev, false, nil
 		}
-		next := AttemptState{UpdatedAt: s.now(), Version: prev.Version}
-		won, err := s.store.SaveAttempt(ctx, key, prev, next)
-		if err != nil {
-			return fmt.Errorf("resetting attempt counter %s: %w", key.Scope, err)
-		}
-		if won {
-			return nil
-		}
-	}
-	return fmt.Errorf("resetting attempt counter %s: too much contention", key.Scope)
+		return AttemptState{UpdatedAt: now}, true, nil
+	})
+	return err
 }
 
 // refund takes back one failure counted first by an attempt that turned out not to
@@ -133,14 +140,9 @@ func (s *Service) resetLimit(ctx context.Context, key AttemptKey) error {
 // locked only because of such counts — fewer real failures than the limit — the lock
 // it caused goes too, so one success behind a shared IP never leaves the IP locked.
 func (s *Service) refund(ctx context.Context, key AttemptKey, p LimitPolicy) error {
-	for range maxCASRetries {
-		now := s.now()
-		prev, err := s.store.Attempt(ctx, key)
-		if err != nil {
-			return fmt.Errorf("reading attempt counter %s: %w", key.Scope, err)
-		}
+	_, err := s.updateAttempt(ctx, key, "refunding", func(prev AttemptState, now time.Time) (AttemptState, bool, error) {
 		if prev.Version == 0 || prev.Failures == 0 {
-			return nil
+			return prev, false, nil
 		}
 		next := prev
 		next.Failures--
@@ -149,15 +151,9 @@ func (s *Service) refund(ctx context.Context, key AttemptKey, p LimitPolicy) err
 			next.LockedUntil = time.Time{}
 			next.Locks = max(prev.Locks-1, 0)
 		}
-		won, err := s.store.SaveAttempt(ctx, key, prev, next)
-		if err != nil {
-			return fmt.Errorf("refunding attempt %s: %w", key.Scope, err)
-		}
-		if won {
-			return nil
-		}
-	}
-	return fmt.Errorf("refunding attempt %s: too much contention", key.Scope)
+		return next, true, nil
+	})
+	return err
 }
 
 func mfaKey(u UserID) AttemptKey { return AttemptKey{Scope: "mfa", Key: fmt.Sprint(int64(u))} }
