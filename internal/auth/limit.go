@@ -62,6 +62,19 @@ func (p LimitPolicy) effective(st AttemptState, now time.Time) AttemptState {
 // written (with its new version), or prev when step declined.
 func (s *Service) updateAttempt(ctx context.Context, key AttemptKey, verb string,
 	step func(prev AttemptState, now time.Time) (next AttemptState, write bool, err error)) (AttemptState, error) {
+	if u, ok := s.store.(AttemptUpdater); ok {
+		now := s.now()
+		var stepErr error
+		st, err := u.UpdateAttempt(ctx, key, func(prev AttemptState) (AttemptState, bool, error) {
+			next, write, err := step(prev, now)
+			stepErr = err
+			return next, write, err
+		})
+		if err != nil && !errors.Is(err, stepErr) {
+			return st, fmt.Errorf("%s attempt counter %s: %w", verb, key.Scope, err)
+		}
+		return st, err
+	}
 	for range maxCASRetries {
 		now := s.now()
 		prev, err := s.store.Attempt(ctx, key)

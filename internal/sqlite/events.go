@@ -25,14 +25,12 @@ func insertEventArgs(e *auth.Event) []any {
 
 // AddEvent appends to the security log and sets e.ID.
 func (s *Store) AddEvent(ctx context.Context, e *auth.Event) error {
-	return mapErr("add event", retryBusy(ctx, func() error {
-		res, err := s.execStmt(ctx, insertEvent, insertEventArgs(e)...)
-		if err != nil {
-			return err
-		}
-		e.ID, err = res.LastInsertId()
-		return err
-	}))
+	id, err := s.insert(ctx, insertEvent, insertEventArgs(e)...)
+	if err != nil {
+		return mapErr("add event", err)
+	}
+	e.ID = id
+	return nil
 }
 
 // Events returns the user's events newest first (user 0: every event), at most limit;
@@ -69,16 +67,14 @@ func (s *Store) Events(ctx context.Context, user auth.UserID, limit int) ([]auth
 
 // AddOutbox stores a mail that was not sent through SMTP, body sealed, and sets m.ID.
 func (s *Store) AddOutbox(ctx context.Context, m *auth.OutboxMessage) error {
-	return mapErr("add outbox", retryBusy(ctx, func() error {
-		res, err := s.execStmt(ctx, `INSERT INTO outbox
-			(recipient, subject, key_id, ciphertext, created_at) VALUES (?, ?, ?, ?, ?)`,
-			m.To, m.Subject, m.Body.KeyID, m.Body.Ciphertext, micros(m.CreatedAt))
-		if err != nil {
-			return err
-		}
-		m.ID, err = res.LastInsertId()
-		return err
-	}))
+	id, err := s.insert(ctx, `INSERT INTO outbox
+		(recipient, subject, key_id, ciphertext, created_at) VALUES (?, ?, ?, ?, ?)`,
+		m.To, m.Subject, m.Body.KeyID, m.Body.Ciphertext, micros(m.CreatedAt))
+	if err != nil {
+		return mapErr("add outbox", err)
+	}
+	m.ID = id
+	return nil
 }
 
 // Outbox returns the stored mail, oldest first.

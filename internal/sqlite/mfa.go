@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"time"
 
 	"github.com/latchkey/latchkey/internal/auth"
@@ -36,7 +35,7 @@ func (s *Store) PendingTOTP(ctx context.Context, user auth.UserID) (*auth.Pendin
 // credential fails the INSERT on the primary key inside the transaction, so two
 // concurrent confirmations cannot both enable (ErrConflict).
 func (s *Store) EnableTOTP(ctx context.Context, c *auth.TOTPCredential, codeHashes [][]byte, keep auth.SessionID) error {
-	return mapErr("enable totp", s.tx(ctx, func(tx *sql.Tx) error {
+	return mapErr("enable totp", s.tx(ctx, func(tx *wtx) error {
 		if _, err := deleteSessions(ctx, tx, c.UserID, keep); err != nil {
 			return err
 		}
@@ -64,12 +63,34 @@ func (s *Store) TOTP(ctx context.Context, user auth.UserID) (*auth.TOTPCredentia
 	return &c, nil
 }
 
+const advanceStep = `UPDATE totp_credentials SET last_step = ? WHERE user_id = ? AND last_step < ?`
+
 // AdvanceTOTPStep records step as the last accepted one only if it is later than the
 // stored one, in one conditional statement: a code is accepted at most once, and never
 // one of an earlier step, however many requests race.
 func (s *Store) AdvanceTOTPStep(ctx context.Context, user auth.UserID, step int64) (bool, error) {
-	n, err := s.exec(ctx, `UPDATE totp_credentials SET last_step = ? WHERE user_id = ? AND last_step < ?`,
-		step, user, step)
+	n, err := s.exec(ctx, advanceStep, step, user, step)
+	if err != nil {
+		return false, mapErr("advance totp step", err)
+	}
+	return one(n), nil
+}
+
+// AdvanceTOTPStepUnbatched is AdvanceTOTPStep as one autocommitted statement on a
+// pooled connection, outside the group commit: each call waits for the write lock and
+// pays for its own commit (and fsync), as every write did before writer.go. It is
+// what 'latchkey bench' measures as the database's raw rate of one-row committed
+// updates; the server never calls it.
+func (s *Store) AdvanceTOTPStepUnbatched(ctx context.Context, user auth.UserID, step int64) (bool, error) {
+	var n int64
+	err := retryBusy(ctx, func() error {
+		st, err := s.stmt(ctx, advanceStep)
+		if err != nil {
+			return err
+		}
+		n, err = rowsAffected(st.ExecContext(ctx, step, user, step))
+		return err
+	})
 	if err != nil {
 		return false, mapErr("advance totp step", err)
 	}
@@ -80,7 +101,7 @@ func (s *Store) AdvanceTOTPStep(ctx context.Context, user auth.UserID, step int6
 // other sessions in one transaction, and reports whether a credential existed.
 func (s *Store) DisableMFA(ctx context.Context, user auth.UserID, keep auth.SessionID) (bool, error) {
 	var existed bool
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *wtx) error {
 		if _, err := deleteSessions(ctx, tx, user, keep); err != nil {
 			return err
 		}
@@ -122,7 +143,7 @@ func (s *Store) UseRecoveryCode(ctx context.Context, user auth.UserID, hash []by
 // set. The credential is checked inside the same IMMEDIATE transaction, so a
 // concurrent DisableMFA cannot leave codes behind on an account without TOTP.
 func (s *Store) ReplaceRecoveryCodes(ctx context.Context, user auth.UserID, hashes [][]byte, at time.Time) error {
-	return mapErr("replace recovery codes", s.tx(ctx, func(tx *sql.Tx) error {
+	return mapErr("replace recovery codes", s.tx(ctx, func(tx *wtx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx,
 			`SELECT count(*) FROM totp_credentials WHERE user_id = ?`, user).Scan(&n); err != nil {
@@ -136,18 +157,13 @@ func (s *Store) ReplaceRecoveryCodes(ctx context.Context, user auth.UserID, hash
 }
 
 // replaceCodes swaps the user's recovery codes inside the caller's transaction.
-func replaceCodes(ctx context.Context, tx *sql.Tx, user auth.UserID, hashes [][]byte, at time.Time) error {
+func replaceCodes(ctx context.Context, tx *wtx, user auth.UserID, hashes [][]byte, at time.Time) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, user); err != nil {
 		return err
 	}
-	stmt, err := tx.PrepareContext(ctx,
-		`INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
 	for _, h := range hashes {
-		if _, err := stmt.ExecContext(ctx, user, h, micros(at)); err != nil {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)`, user, h, micros(at)); err != nil {
 			return err
 		}
 	}

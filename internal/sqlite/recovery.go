@@ -32,7 +32,7 @@ func (s *Store) OpenRecoveryRequest(ctx context.Context, r *auth.RecoveryRequest
 		opened bool
 		oldest time.Time
 	)
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *wtx) error {
 		opened, oldest = false, time.Time{}
 		for _, c := range []struct {
 			col, val string
@@ -138,9 +138,9 @@ func (s *Store) SetRecoveryStatus(ctx context.Context, id auth.RecoveryRequestID
 // CancelRecoveryRequest cancels an open request by its cancel token's hash.
 func (s *Store) CancelRecoveryRequest(ctx context.Context, hash []byte, now time.Time) (*auth.RecoveryRequest, error) {
 	var r *auth.RecoveryRequest
-	err := retryBusy(ctx, func() error {
+	err := s.write(ctx, func(t *wtx) error {
 		var err error
-		r, err = scanRecovery(s.db.QueryRowContext(ctx, `UPDATE recovery_requests
+		r, err = scanRecovery(t.QueryRowContext(ctx, `UPDATE recovery_requests
 			SET status = ?, cancelled_at = ?, decided_at = ?
 			WHERE cancel_hash = ? AND status IN (?, ?) RETURNING `+recoveryColumns,
 			auth.RecoveryCancelled, micros(now), micros(now), hash, auth.RecoveryPending, auth.RecoveryVerified))
@@ -157,7 +157,7 @@ func (s *Store) CancelRecoveryRequest(ctx context.Context, hash []byte, now time
 // working reset link.
 func (s *Store) ApproveRecoveryRequest(ctx context.Context, id auth.RecoveryRequestID, reason string, now time.Time, reset *auth.PasswordReset) (auth.UserID, error) {
 	var user auth.UserID
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *wtx) error {
 		err := tx.QueryRowContext(ctx, `UPDATE recovery_requests SET status = ?, decided_at = ?, reason = ?
 			WHERE id = ? AND status = ? AND user_id IS NOT NULL RETURNING user_id`,
 			auth.RecoveryApproved, micros(now), reason, id, auth.RecoveryVerified).Scan(&user)

@@ -52,14 +52,16 @@ func insertedID(res sql.Result, err error) (int64, error) {
 // CreateSession inserts x and sets x.ID, only while the user's cred_epoch equals
 // x.CredEpoch; otherwise it inserts nothing and returns ErrCredentialsChanged.
 func (s *Store) CreateSession(ctx context.Context, x *auth.Session) error {
-	return mapErr("create session", retryBusy(ctx, func() error {
-		id, err := insertedID(s.execStmt(ctx, insertSession, insertSessionArgs(x)...))
-		if err != nil {
-			return err
-		}
-		x.ID = auth.SessionID(id)
-		return nil
-	}))
+	var id int64
+	err := s.write(ctx, func(t *wtx) (err error) {
+		id, err = insertedID(t.ExecContext(ctx, insertSession, insertSessionArgs(x)...))
+		return err
+	})
+	if err != nil {
+		return mapErr("create session", err)
+	}
+	x.ID = auth.SessionID(id)
+	return nil
 }
 
 // SessionByTokenHash returns the session, expired or not (the Service decides).
@@ -111,7 +113,7 @@ func (s *Store) DeleteSession(ctx context.Context, user auth.UserID, id auth.Ses
 // same epoch bump as every other way sessions end, in one transaction.
 func (s *Store) DeleteSessions(ctx context.Context, user auth.UserID, keep auth.SessionID) (int, error) {
 	var n int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *wtx) error {
 		var err error
 		n, err = deleteSessions(ctx, tx, user, keep)
 		return err
@@ -215,7 +217,6 @@ func (s *Store) SessionWithUser(ctx context.Context, hash []byte) (*auth.Session
 // UseRecoveryCode and CreateSession do on their own.
 const (
 	finishConsumePending = `DELETE FROM pending_logins WHERE token_hash = ?`
-	finishAdvanceStep    = `UPDATE totp_credentials SET last_step = ? WHERE user_id = ? AND last_step < ?`
 	finishUseCode        = `UPDATE recovery_codes SET used_at = ?
 		WHERE user_id = ? AND code_hash = ? AND used_at IS NULL`
 	finishResetAttempt = `UPDATE attempts
@@ -227,36 +228,19 @@ const (
 // the pending login, accept the TOTP step or spend the recovery code, insert the
 // session under the epoch condition, zero the counters and append the event. Any
 // failure rolls everything back, so a factor is never spent without its session and a
-// session never opens without its factor. It runs on every sign-in, so its statements
-// are the store's prepared ones.
+// session never opens without its factor. It runs on every sign-in; the write
+// connection keeps its statements prepared.
 func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 	if f.Session == nil {
 		return errors.New("sqlite: finish sign-in: no session")
 	}
 	x := f.Session
-	// Prepared before the transaction begins: preparing the first time takes a pooled
-	// connection of its own, which a transaction holding one must not wait for while
-	// the others queue behind its write lock.
-	var consume, advance, useCode, insert, reset, event *sql.Stmt
-	for _, p := range []struct {
-		st    **sql.Stmt
-		query string
-	}{
-		{&consume, finishConsumePending}, {&advance, finishAdvanceStep}, {&useCode, finishUseCode},
-		{&insert, insertSession}, {&reset, finishResetAttempt}, {&event, insertEvent},
-	} {
-		st, err := s.stmt(ctx, p.query)
-		if err != nil {
-			return mapErr("finish sign-in: prepare", err)
-		}
-		*p.st = st
-	}
 	keys := sortedAttemptKeys(f.ResetAttempts)
 
 	var sessionID, eventID int64
-	err := s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *wtx) error {
 		if f.PendingHash != nil {
-			n, err := rowsAffected(tx.StmtContext(ctx, consume).ExecContext(ctx, f.PendingHash))
+			n, err := rowsAffected(tx.ExecContext(ctx, finishConsumePending, f.PendingHash))
 			if err != nil {
 				return err
 			}
@@ -265,7 +249,7 @@ func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 			}
 		}
 		if f.TOTPStep > 0 {
-			n, err := rowsAffected(tx.StmtContext(ctx, advance).ExecContext(ctx, f.TOTPStep, x.UserID, f.TOTPStep))
+			n, err := rowsAffected(tx.ExecContext(ctx, advanceStep, f.TOTPStep, x.UserID, f.TOTPStep))
 			if err != nil {
 				return err
 			}
@@ -274,7 +258,7 @@ func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 			}
 		}
 		if f.RecoveryCodeHash != nil {
-			n, err := rowsAffected(tx.StmtContext(ctx, useCode).ExecContext(ctx,
+			n, err := rowsAffected(tx.ExecContext(ctx, finishUseCode,
 				micros(x.CreatedAt), x.UserID, f.RecoveryCodeHash))
 			if err != nil {
 				return err
@@ -284,17 +268,17 @@ func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 			}
 		}
 		var err error
-		if sessionID, err = insertedID(tx.StmtContext(ctx, insert).ExecContext(ctx, insertSessionArgs(x)...)); err != nil {
+		if sessionID, err = insertedID(tx.ExecContext(ctx, insertSession, insertSessionArgs(x)...)); err != nil {
 			return err
 		}
 		for _, k := range keys {
 			// No row is fine: a counter that never counted has nothing to reset.
-			if _, err := tx.StmtContext(ctx, reset).ExecContext(ctx, micros(x.CreatedAt), k.Scope, k.Key); err != nil {
+			if _, err := tx.ExecContext(ctx, finishResetAttempt, micros(x.CreatedAt), k.Scope, k.Key); err != nil {
 				return err
 			}
 		}
 		if f.Event != nil {
-			res, err := tx.StmtContext(ctx, event).ExecContext(ctx, insertEventArgs(f.Event)...)
+			res, err := tx.ExecContext(ctx, insertEvent, insertEventArgs(f.Event)...)
 			if err != nil {
 				return err
 			}

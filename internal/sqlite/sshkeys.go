@@ -26,17 +26,12 @@ func scanSSHKey(row interface{ Scan(...any) error }) (*auth.SSHKey, error) {
 // CreateSSHKey inserts k and sets k.ID. The unique index on (user, fingerprint)
 // settles one account adding the same key twice at once: one gets ConflictError{"ssh_key"}.
 func (s *Store) CreateSSHKey(ctx context.Context, k *auth.SSHKey) error {
-	err := retryBusy(ctx, func() error {
-		res, err := s.db.ExecContext(ctx, `INSERT INTO ssh_keys
-			(user_id, title, public_key, fingerprint, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			k.UserID, k.Title, k.PublicKey, k.Fingerprint, micros(k.CreatedAt), micros(k.LastUsedAt))
-		if err != nil {
-			return err
-		}
-		id, err := res.LastInsertId()
+	id, err := s.insert(ctx, `INSERT INTO ssh_keys
+		(user_id, title, public_key, fingerprint, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		k.UserID, k.Title, k.PublicKey, k.Fingerprint, micros(k.CreatedAt), micros(k.LastUsedAt))
+	if err == nil {
 		k.ID = auth.SSHKeyID(id)
-		return err
-	})
+	}
 	if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_UNIQUE && strings.Contains(err.Error(), "ssh_keys.fingerprint") {
 		return fmt.Errorf("sqlite: create ssh key: %w", &auth.ConflictError{Field: "ssh_key"})
 	}

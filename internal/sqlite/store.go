@@ -38,7 +38,8 @@ const busyRetries = 3
 
 // Store is auth.Store on SQLite. It is safe for concurrent use.
 type Store struct {
-	db *sql.DB
+	db *sql.DB // readers; writes go through w (writer.go)
+	w  *writer
 	// stmts holds the prepared statements of the hot paths, by query text.
 	// SQLite parses and plans a short query in more time than it takes to run it
 	// (the session check spent a third of its CPU in the parser), so each query is
@@ -91,6 +92,21 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	// The one write connection, owned by the group-commit goroutine.
+	wdb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+	if s.w, err = newWriter(ctx, wdb); err != nil {
+		_ = wdb.Close()
+		_ = db.Close()
+		return nil, fmt.Errorf("sqlite: open write connection: %w", err)
+	}
 	return s, nil
 }
 
@@ -102,14 +118,16 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the statements and connections. Calling it again is harmless.
+// Close lets the write in progress finish, then releases the statements and
+// connections. Calling it again is harmless.
 func (s *Store) Close() error {
+	werr := s.w.close()
 	s.stmts.Range(func(k, v any) bool {
 		_ = v.(*sql.Stmt).Close()
 		s.stmts.Delete(k)
 		return true
 	})
-	return s.db.Close()
+	return errors.Join(werr, s.db.Close())
 }
 
 // stmt returns the prepared statement for query, preparing it on first use. Only
@@ -139,27 +157,19 @@ func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Ro
 	return st.QueryRowContext(ctx, args...)
 }
 
-// execStmt is ExecContext through a prepared statement.
-func (s *Store) execStmt(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := s.stmt(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.ExecContext(ctx, args...)
-}
-
-// execer is what both *sql.DB and *sql.Tx offer, so helpers serve both.
+// execer is what both *sql.DB and a write (*wtx) offer, so helpers serve both.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// exec runs one autocommitted write and returns how many rows it changed.
+// exec runs one write statement, committed in the next batch, and returns how many
+// rows it changed.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
 	var n int64
-	err := retryBusy(ctx, func() error {
-		res, err := s.execStmt(ctx, query, args...)
+	err := s.write(ctx, func(t *wtx) error {
+		res, err := t.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -169,19 +179,23 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, err
 	return n, err
 }
 
-// tx runs fn in one IMMEDIATE transaction, committing only when fn succeeds.
-func (s *Store) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	return retryBusy(ctx, func() error {
-		tx, err := s.db.BeginTx(ctx, nil)
+// insert runs one INSERT, committed in the next batch, and returns the new row's id.
+func (s *Store) insert(ctx context.Context, query string, args ...any) (int64, error) {
+	var id int64
+	err := s.write(ctx, func(t *wtx) error {
+		res, err := t.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
-		if err := fn(tx); err != nil {
-			_ = tx.Rollback()
-			return err
-		}
-		return tx.Commit()
+		id, err = res.LastInsertId()
+		return err
 	})
+	return id, err
+}
+
+// tx runs fn as one write: all of it commits, or none of it when fn fails.
+func (s *Store) tx(ctx context.Context, fn func(tx *wtx) error) error {
+	return s.write(ctx, fn)
 }
 
 // retryBusy runs fn again while it fails with SQLITE_BUSY, a bounded number of times.

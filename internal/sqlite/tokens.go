@@ -21,17 +21,14 @@ func scanToken(row interface{ Scan(...any) error }) (*auth.AccessToken, error) {
 
 // CreateToken inserts a personal access token and sets t.ID.
 func (s *Store) CreateToken(ctx context.Context, t *auth.AccessToken) error {
-	return mapErr("create token", retryBusy(ctx, func() error {
-		res, err := s.execStmt(ctx, `INSERT INTO access_tokens
-			(user_id, name, token_hash, created_at, expires_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			t.UserID, t.Name, t.TokenHash, micros(t.CreatedAt), micros(t.ExpiresAt), micros(t.LastUsedAt))
-		if err != nil {
-			return err
-		}
-		id, err := res.LastInsertId()
-		t.ID = auth.TokenID(id)
-		return err
-	}))
+	id, err := s.insert(ctx, `INSERT INTO access_tokens
+		(user_id, name, token_hash, created_at, expires_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		t.UserID, t.Name, t.TokenHash, micros(t.CreatedAt), micros(t.ExpiresAt), micros(t.LastUsedAt))
+	if err != nil {
+		return mapErr("create token", err)
+	}
+	t.ID = auth.TokenID(id)
+	return nil
 }
 
 // TokenByHash returns the token (expired or not) or ErrNotFound.

@@ -22,22 +22,16 @@ func scanUser(row interface{ Scan(...any) error }) (*auth.User, error) {
 // CreateUser inserts u and sets u.ID. Uniqueness is on the case fold of username and
 // email, checked by the unique indexes, so two concurrent sign-ups cannot both win.
 func (s *Store) CreateUser(ctx context.Context, u *auth.User) error {
-	return mapErr("create user", retryBusy(ctx, func() error {
-		res, err := s.execStmt(ctx, `INSERT INTO users
-			(username, username_key, email, email_key, email_verified, password_hash, is_admin, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			u.Username, fold(u.Username), u.Email, fold(u.Email), u.EmailVerified,
-			u.PasswordHash, u.IsAdmin, micros(u.CreatedAt))
-		if err != nil {
-			return err
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return err
-		}
-		u.ID = auth.UserID(id)
-		return nil
-	}))
+	id, err := s.insert(ctx, `INSERT INTO users
+		(username, username_key, email, email_key, email_verified, password_hash, is_admin, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.Username, fold(u.Username), u.Email, fold(u.Email), u.EmailVerified,
+		u.PasswordHash, u.IsAdmin, micros(u.CreatedAt))
+	if err != nil {
+		return mapErr("create user", err)
+	}
+	u.ID = auth.UserID(id)
+	return nil
 }
 
 // UserByID returns the user or ErrNotFound.
@@ -91,7 +85,7 @@ func (s *Store) SetAdmin(ctx context.Context, id auth.UserID, admin bool) error 
 // transaction, so no moment exists where the new password is set and a session opened
 // with the old one still works. ErrNotFound for an unknown user.
 func (s *Store) ChangePassword(ctx context.Context, id auth.UserID, hash string, keep auth.SessionID) error {
-	return mapErr("change password", s.tx(ctx, func(tx *sql.Tx) error {
+	return mapErr("change password", s.tx(ctx, func(tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, id)
 		if err := mustOne(rowsAffected(res, err)); err != nil {
 			return err

@@ -1,0 +1,292 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync/atomic"
+)
+
+// Group commit.
+//
+// SQLite has one writer at a time, and with synchronous=FULL every commit waits for an
+// fsync of the WAL: on the CI machine about 200 µs, during which no other write can
+// start. A second-factor step needs two commits (the count-first write, then the
+// finish), a password sign-in several. Left to busy_timeout, concurrent writers take
+// turns, one fsync each, and sleep in SQLite's busy handler between tries.
+//
+// Every write of this store therefore goes to one goroutine that owns the only write
+// connection. It takes all the writes waiting at that moment (up to maxBatch) and runs
+// them in one IMMEDIATE transaction, each inside its own SAVEPOINT, and commits once:
+// one fsync for the whole batch. A write whose function fails is rolled back to its
+// savepoint and leaves the others untouched. No caller hears its result before the
+// COMMIT has returned, so a write reported done is durable, and a count-first write is
+// committed before its caller checks the code, exactly as when it committed alone.
+// If the commit fails, nothing of the batch happened, and every write of it runs again
+// in a fresh transaction (at most writeAttempts times in all).
+//
+// The statements of a batch run under the writer's own context, never a caller's: a
+// caller that goes away must not interrupt a statement, because SQLite rolls the
+// whole transaction back on an interrupt, which would undo the other callers' writes
+// too. A caller whose context ends before its write starts gets the context's error
+// and changes nothing; once started, its write finishes or fails with the batch.
+
+// maxBatch bounds how many writes share one transaction, so that one commit's latency
+// stays bounded under a flood.
+const maxBatch = 128
+
+// writeAttempts is how many times a write runs at most when its batch cannot commit
+// (SQLITE_BUSY from another process holding the lock past busy_timeout, say).
+const writeAttempts = busyRetries
+
+// maxWriteStmts bounds the write connection's statement cache; query texts past it
+// run unprepared. Only constant texts are cached, so the bound is never reached in
+// practice.
+const maxWriteStmts = 256
+
+var errStoreClosed = errors.New("sqlite: store closed")
+
+// writeOp is one caller's write waiting for its batch.
+type writeOp struct {
+	ctx  context.Context
+	fn   func(*wtx) error
+	err  error
+	runs int
+	done chan struct{}
+}
+
+// writer is the goroutine that owns the write connection.
+type writer struct {
+	db    *sql.DB // MaxOpenConns(1): the write connection
+	conn  *sql.Conn
+	ctx   context.Context // the statements' context; cancelled only after the loop ends
+	stop  context.CancelFunc
+	stmts map[string]*sql.Stmt
+	ops   chan *writeOp // unbuffered: a send succeeds only while the loop runs
+	quit  chan struct{}
+	done  chan struct{}
+	// batches counts the transactions committed, for tests that check batching.
+	batches atomic.Int64
+}
+
+func newWriter(ctx context.Context, db *sql.DB) (*writer, error) {
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	conn, err := db.Conn(wctx)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	w := &writer{db: db, conn: conn, ctx: wctx, stop: stop, stmts: map[string]*sql.Stmt{},
+		ops: make(chan *writeOp), quit: make(chan struct{}), done: make(chan struct{})}
+	go w.loop()
+	return w, nil
+}
+
+// close stops taking writes, lets the batch in progress finish, and releases the
+// connection. Writes that arrive later fail with errStoreClosed.
+func (w *writer) close() error {
+	select {
+	case <-w.quit:
+		<-w.done
+		return nil
+	default:
+	}
+	close(w.quit)
+	<-w.done
+	for _, st := range w.stmts {
+		_ = st.Close()
+	}
+	err := w.conn.Close()
+	w.stop()
+	return errors.Join(err, w.db.Close())
+}
+
+// write runs fn in the next batch and returns once that batch has committed (fn's
+// effects are durable) or fn's error, fn having changed nothing. fn may run more than
+// once, if a batch cannot commit; only the run that committed counts, so fn must set
+// its results afresh on each run.
+func (s *Store) write(ctx context.Context, fn func(*wtx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	op := &writeOp{ctx: ctx, fn: fn, done: make(chan struct{})}
+	select {
+	case s.w.ops <- op:
+	case <-s.w.quit:
+		return errStoreClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once taken, the write is waited for whatever the context says: it may already
+	// be committed, and its caller must learn which.
+	<-op.done
+	return op.err
+}
+
+func (w *writer) loop() {
+	defer close(w.done)
+	batch := make([]*writeOp, 0, maxBatch)
+	for {
+		select {
+		case op := <-w.ops:
+			batch = append(batch[:0], op)
+		case <-w.quit:
+			return
+		}
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-w.ops:
+				batch = append(batch, op)
+			default:
+				break gather
+			}
+		}
+		w.commit(batch)
+	}
+}
+
+// commit runs the batch until every write has its answer.
+func (w *writer) commit(batch []*writeOp) {
+	pending := batch
+	for len(pending) > 0 {
+		pending = w.try(pending)
+	}
+}
+
+// finish hands op its answer.
+func finish(op *writeOp, err error) {
+	op.err = err
+	close(op.done)
+}
+
+// try runs the writes in one transaction and returns those that must run again.
+func (w *writer) try(ops []*writeOp) (again []*writeOp) {
+	if err := w.begin(); err != nil {
+		for _, op := range ops {
+			finish(op, err)
+		}
+		return nil
+	}
+	ran := ops[:0:0]
+	for i, op := range ops {
+		if op.runs == 0 && op.ctx.Err() != nil {
+			finish(op, op.ctx.Err()) // not started: nothing changed
+			continue
+		}
+		op.runs++
+		var gone bool
+		gone, op.err = w.run(op)
+		if gone {
+			// The failure ended the transaction (an I/O error, say): this write has
+			// its answer, and the others of the batch run again in a new one.
+			finish(op, op.err)
+			return w.retry(append(ran, ops[i+1:]...), op.err)
+		}
+		ran = append(ran, op)
+	}
+	if _, err := w.conn.ExecContext(w.ctx, "COMMIT"); err != nil {
+		_, _ = w.conn.ExecContext(w.ctx, "ROLLBACK")
+		return w.retry(ran, err)
+	}
+	w.batches.Add(1)
+	for _, op := range ran {
+		close(op.done) // op.err is the answer of the committed run
+	}
+	return nil
+}
+
+// retry returns the writes that may run again after their batch failed with err, and
+// fails the others with err.
+func (w *writer) retry(ops []*writeOp, err error) (again []*writeOp) {
+	// The transaction may be over already; then ROLLBACK only says so.
+	_, _ = w.conn.ExecContext(w.ctx, "ROLLBACK")
+	for _, op := range ops {
+		if op.runs >= writeAttempts {
+			finish(op, err)
+		} else {
+			again = append(again, op)
+		}
+	}
+	return again
+}
+
+// begin opens the batch's transaction, waiting for the lock as the other connections
+// do (busy_timeout), and a few times more if another process holds it longer.
+func (w *writer) begin() error {
+	return retryBusy(w.ctx, func() error {
+		_, err := w.conn.ExecContext(w.ctx, "BEGIN IMMEDIATE")
+		return err
+	})
+}
+
+// run runs one write inside its own savepoint, rolled back if the write fails. gone
+// reports that the transaction itself ended: SQLite ends it on its own after some
+// errors (SQLITE_FULL, SQLITE_IOERR, an interrupt), and then the savepoint is gone too.
+func (w *writer) run(op *writeOp) (gone bool, err error) {
+	if _, err := w.conn.ExecContext(w.ctx, "SAVEPOINT write"); err != nil {
+		return true, err
+	}
+	err = op.fn(&wtx{w: w})
+	if err != nil {
+		if _, rerr := w.conn.ExecContext(w.ctx, "ROLLBACK TO write"); rerr != nil {
+			return true, errors.Join(err, rerr)
+		}
+	}
+	if _, rerr := w.conn.ExecContext(w.ctx, "RELEASE write"); rerr != nil {
+		return true, errors.Join(err, rerr)
+	}
+	return false, err
+}
+
+// wtx is one write's view of the write connection inside its batch. It offers what
+// *sql.Tx does for the store's helpers (execer); the context arguments are ignored in
+// favour of the writer's, for the reason given at the top of this file. Statements
+// are prepared once on the write connection and kept.
+type wtx struct{ w *writer }
+
+func (t *wtx) stmt(query string) *sql.Stmt {
+	if st, ok := t.w.stmts[query]; ok {
+		return st
+	}
+	if len(t.w.stmts) >= maxWriteStmts {
+		return nil
+	}
+	st, err := t.w.conn.PrepareContext(t.w.ctx, query)
+	if err != nil {
+		return nil // the unprepared statement runs, and reports the same error
+	}
+	t.w.stmts[query] = st
+	return st
+}
+
+// ExecContext runs one statement of the write.
+func (t *wtx) ExecContext(_ context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.stmt(query); st != nil {
+		return st.ExecContext(t.w.ctx, args...)
+	}
+	return t.w.conn.ExecContext(t.w.ctx, query, args...)
+}
+
+// QueryContext runs one query of the write; the caller closes the rows before the
+// write returns.
+func (t *wtx) QueryContext(_ context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmt(query); st != nil {
+		return st.QueryContext(t.w.ctx, args...)
+	}
+	return t.w.conn.QueryContext(t.w.ctx, query, args...)
+}
+
+// QueryRowContext runs one single-row query (or UPDATE … RETURNING) of the write.
+func (t *wtx) QueryRowContext(_ context.Context, query string, args ...any) *sql.Row {
+	if st := t.stmt(query); st != nil {
+		return st.QueryRowContext(t.w.ctx, args...)
+	}
+	return t.w.conn.QueryRowContext(t.w.ctx, query, args...)
+}
+
+// execScript runs a text of several statements unprepared (a migration).
+func (t *wtx) execScript(script string) error {
+	_, err := t.w.conn.ExecContext(t.w.ctx, script)
+	return err
+}
