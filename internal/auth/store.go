@@ -14,18 +14,6 @@ import (
 // reports whether it won. Times come from the Service's clock, never the database's, and
 // round-trip at microsecond precision. Lookups of a missing row return ErrNotFound;
 // unique violations return a *ConflictError (errors.Is(err, ErrConflict)).
-// AttemptUpdater is implemented by a store that can read a counter, compute its next
-// state and write it as one serialized write, committed before it returns (SQLite,
-// whose writes all go through one connection). The Service prefers it to the
-// compare-and-swap loop over Attempt and SaveAttempt: under contention on one counter
-// (many guesses from one address) nobody loses a race, so nobody retries. step must
-// only compute: it may run on the store's writer goroutine. When step returns an
-// error, nothing is written and UpdateAttempt returns that same error.
-type AttemptUpdater interface {
-	UpdateAttempt(ctx context.Context, key AttemptKey,
-		step func(prev AttemptState) (next AttemptState, write bool, err error)) (AttemptState, error)
-}
-
 type Store interface {
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
@@ -217,6 +205,18 @@ type Store interface {
 	// counters, append the event. On any error nothing changes; on success f.Session.ID
 	// is set.
 	FinishSignIn(ctx context.Context, f *SignInFinish) error
+}
+
+// AttemptUpdater is implemented by a store that can read a counter, compute its next
+// state and write it as one serialized write, committed before it returns (SQLite,
+// whose writes all go through one connection). The Service prefers it to the
+// compare-and-swap loop over Attempt and SaveAttempt: under contention on one counter
+// (many guesses from one address) nobody loses a race, so nobody retries. step must
+// only compute: it may run on the store's writer goroutine. When step returns an
+// error, nothing is written and UpdateAttempt returns that same error.
+type AttemptUpdater interface {
+	UpdateAttempt(ctx context.Context, key AttemptKey,
+		step func(prev AttemptState) (next AttemptState, write bool, err error)) (AttemptState, error)
 }
 
 // PurgeBefore says what Purge may delete.

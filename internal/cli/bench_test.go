@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -57,6 +59,30 @@ func TestBench(t *testing.T) {
 	}
 }
 
+// TestBenchOnly runs one figure with a CPU profile: only that figure's line is
+// printed, and the profile is a non-empty file.
+func TestBenchOnly(t *testing.T) {
+	prof := filepath.Join(t.TempDir(), "cpu.prof")
+	var out, errOut strings.Builder
+	code := Run(context.Background(), []string{"bench", "--duration", "100ms", "--concurrency", "2",
+		"--only", "session_check", "--cpuprofile", prof}, func(string) string { return "" }, nil, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("bench exit code = %d, want 0; stderr %s", code, errOut.String())
+	}
+	var figures []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			figures = append(figures, strings.Fields(line)[0])
+		}
+	}
+	if len(figures) != 1 || figures[0] != "session_check" {
+		t.Fatalf("--only session_check printed figures %v:\n%s", figures, out.String())
+	}
+	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
+		t.Fatalf("--cpuprofile file: %v (size %v)", err, fi)
+	}
+}
+
 // TestBenchFlags checks that bad flags end with one line and a non-zero exit.
 func TestBenchFlags(t *testing.T) {
 	tests := []struct {
@@ -70,6 +96,9 @@ func TestBenchFlags(t *testing.T) {
 		{"no concurrency", []string{"--concurrency", "0"}, "--concurrency"},
 		{"sqlite url", []string{"--database-url", "sqlite:/tmp/x.db"}, "postgres://"},
 		{"argument", []string{"extra"}, "no arguments"},
+		{"unknown figure", []string{"--only", "session_check,warp_speed"}, "unknown figure"},
+		{"profile in a missing directory", []string{"--only", "session_check", "--duration", "10ms",
+			"--cpuprofile", "/nonexistent/dir/cpu.prof"}, "--cpuprofile"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

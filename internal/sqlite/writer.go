@@ -3,7 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -65,6 +70,8 @@ type writer struct {
 	ops   chan *writeOp // unbuffered: a send succeeds only while the loop runs
 	quit  chan struct{}
 	done  chan struct{}
+	once  sync.Once
+	cerr  error
 	// batches counts the transactions committed, for tests that check batching.
 	batches atomic.Int64
 }
@@ -85,20 +92,17 @@ func newWriter(ctx context.Context, db *sql.DB) (*writer, error) {
 // close stops taking writes, lets the batch in progress finish, and releases the
 // connection. Writes that arrive later fail with errStoreClosed.
 func (w *writer) close() error {
-	select {
-	case <-w.quit:
+	w.once.Do(func() {
+		close(w.quit)
 		<-w.done
-		return nil
-	default:
-	}
-	close(w.quit)
-	<-w.done
-	for _, st := range w.stmts {
-		_ = st.Close()
-	}
-	err := w.conn.Close()
-	w.stop()
-	return errors.Join(err, w.db.Close())
+		for _, st := range w.stmts {
+			_ = st.Close()
+		}
+		err := w.conn.Close()
+		w.stop()
+		w.cerr = errors.Join(err, w.db.Close())
+	})
+	return w.cerr
 }
 
 // write runs fn in the next batch and returns once that batch has committed (fn's
@@ -179,15 +183,17 @@ func (w *writer) try(ops []*writeOp) (again []*writeOp) {
 		gone, op.err = w.run(op)
 		if gone {
 			// The failure ended the transaction (an I/O error, say): this write has
-			// its answer, and the others of the batch run again in a new one.
+			// its answer, and the others of the batch run again in a new one. They
+			// get the failure only as text: its error values (ErrNotFound, say) are
+			// this write's, not theirs.
 			finish(op, op.err)
-			return w.retry(append(ran, ops[i+1:]...), op.err)
+			return w.retry(append(ran, ops[i+1:]...),
+				fmt.Errorf("sqlite: write batch aborted by another write's failure: %v", op.err))
 		}
 		ran = append(ran, op)
 	}
-	if _, err := w.conn.ExecContext(w.ctx, "COMMIT"); err != nil {
-		_, _ = w.conn.ExecContext(w.ctx, "ROLLBACK")
-		return w.retry(ran, err)
+	if _, err := w.control("COMMIT"); err != nil {
+		return w.retry(ran, fmt.Errorf("sqlite: commit: %w", err))
 	}
 	w.batches.Add(1)
 	for _, op := range ran {
@@ -199,8 +205,12 @@ func (w *writer) try(ops []*writeOp) (again []*writeOp) {
 // retry returns the writes that may run again after their batch failed with err, and
 // fails the others with err.
 func (w *writer) retry(ops []*writeOp, err error) (again []*writeOp) {
-	// The transaction may be over already; then ROLLBACK only says so.
-	_, _ = w.conn.ExecContext(w.ctx, "ROLLBACK")
+	// The transaction may be over already; then ROLLBACK only says so. Any other
+	// failure leaves the connection in an unknown state: replace it, or every later
+	// BEGIN would fail on it.
+	if _, rerr := w.control("ROLLBACK"); rerr != nil && !strings.Contains(rerr.Error(), "no transaction is active") {
+		_ = w.reset()
+	}
 	for _, op := range ops {
 		if op.runs >= writeAttempts {
 			finish(op, err)
@@ -214,36 +224,91 @@ func (w *writer) retry(ops []*writeOp, err error) (again []*writeOp) {
 // begin opens the batch's transaction, waiting for the lock as the other connections
 // do (busy_timeout), and a few times more if another process holds it longer.
 func (w *writer) begin() error {
-	return retryBusy(w.ctx, func() error {
-		_, err := w.conn.ExecContext(w.ctx, "BEGIN IMMEDIATE")
+	begin := func() error {
+		_, err := w.control("BEGIN IMMEDIATE")
 		return err
-	})
+	}
+	err := retryBusy(w.ctx, begin)
+	if err != nil && !isBusy(err) {
+		// Not the lock: the connection itself (left inside a transaction, or gone bad).
+		// One fresh connection, one more try.
+		if rerr := w.reset(); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		err = retryBusy(w.ctx, begin)
+	}
+	return err
+}
+
+// reset drops the write connection and its statements and opens a new one.
+func (w *writer) reset() error {
+	for _, st := range w.stmts {
+		_ = st.Close()
+	}
+	clear(w.stmts)
+	// ErrBadConn from Raw makes database/sql discard the connection instead of
+	// returning it to the pool, so the next Conn is a new one.
+	_ = w.conn.Raw(func(any) error { return driver.ErrBadConn })
+	_ = w.conn.Close()
+	conn, err := w.db.Conn(w.ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: reopen write connection: %w", err)
+	}
+	w.conn = conn
+	return nil
+}
+
+// control runs one of the writer's own statements (BEGIN, SAVEPOINT, COMMIT, …).
+func (w *writer) control(query string) (sql.Result, error) {
+	return (&wtx{w: w}).ExecContext(w.ctx, query)
 }
 
 // run runs one write inside its own savepoint, rolled back if the write fails. gone
 // reports that the transaction itself ended: SQLite ends it on its own after some
 // errors (SQLITE_FULL, SQLITE_IOERR, an interrupt), and then the savepoint is gone too.
 func (w *writer) run(op *writeOp) (gone bool, err error) {
-	if _, err := w.conn.ExecContext(w.ctx, "SAVEPOINT write"); err != nil {
+	if _, err := w.control("SAVEPOINT write"); err != nil {
 		return true, err
 	}
-	err = op.fn(&wtx{w: w})
+	t := &wtx{w: w}
+	err = call(op.fn, t)
+	if err == nil && t.failed != nil {
+		err = t.failed // a statement failed and fn went on as if not: the write failed
+	}
 	if err != nil {
-		if _, rerr := w.conn.ExecContext(w.ctx, "ROLLBACK TO write"); rerr != nil {
+		if _, rerr := w.control("ROLLBACK TO write"); rerr != nil {
 			return true, errors.Join(err, rerr)
 		}
 	}
-	if _, rerr := w.conn.ExecContext(w.ctx, "RELEASE write"); rerr != nil {
+	if _, rerr := w.control("RELEASE write"); rerr != nil {
 		return true, errors.Join(err, rerr)
 	}
 	return false, err
+}
+
+// call runs fn, turning a panic into an error: fn runs on the writer goroutine, where
+// a panic would otherwise end the process instead of one request.
+func call(fn func(*wtx) error, t *wtx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sqlite: write panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return fn(t)
 }
 
 // wtx is one write's view of the write connection inside its batch. It offers what
 // *sql.Tx does for the store's helpers (execer); the context arguments are ignored in
 // favour of the writer's, for the reason given at the top of this file. Statements
 // are prepared once on the write connection and kept.
-type wtx struct{ w *writer }
+//
+// After a statement fails, the write's later statements fail at once without running:
+// SQLite may have ended the whole transaction (SQLITE_FULL, SQLITE_IOERR), and a
+// statement run then would autocommit on its own, outside the batch.
+type wtx struct {
+	w      *writer
+	failed error
+}
 
 func (t *wtx) stmt(query string) *sql.Stmt {
 	if st, ok := t.w.stmts[query]; ok {
@@ -261,20 +326,36 @@ func (t *wtx) stmt(query string) *sql.Stmt {
 }
 
 // ExecContext runs one statement of the write.
-func (t *wtx) ExecContext(_ context.Context, query string, args ...any) (sql.Result, error) {
-	if st := t.stmt(query); st != nil {
-		return st.ExecContext(t.w.ctx, args...)
+func (t *wtx) ExecContext(_ context.Context, query string, args ...any) (res sql.Result, err error) {
+	if t.failed != nil {
+		return nil, t.failed
 	}
-	return t.w.conn.ExecContext(t.w.ctx, query, args...)
+	if st := t.stmt(query); st != nil {
+		res, err = st.ExecContext(t.w.ctx, args...)
+	} else {
+		res, err = t.w.conn.ExecContext(t.w.ctx, query, args...)
+	}
+	if err != nil {
+		t.failed = err
+	}
+	return res, err
 }
 
 // QueryContext runs one query of the write; the caller closes the rows before the
 // write returns.
-func (t *wtx) QueryContext(_ context.Context, query string, args ...any) (*sql.Rows, error) {
-	if st := t.stmt(query); st != nil {
-		return st.QueryContext(t.w.ctx, args...)
+func (t *wtx) QueryContext(_ context.Context, query string, args ...any) (rows *sql.Rows, err error) {
+	if t.failed != nil {
+		return nil, t.failed
 	}
-	return t.w.conn.QueryContext(t.w.ctx, query, args...)
+	if st := t.stmt(query); st != nil {
+		rows, err = st.QueryContext(t.w.ctx, args...)
+	} else {
+		rows, err = t.w.conn.QueryContext(t.w.ctx, query, args...)
+	}
+	if err != nil {
+		t.failed = err
+	}
+	return rows, err
 }
 
 // QueryRowContext runs one single-row query (or UPDATE … RETURNING) of the write.
@@ -287,6 +368,12 @@ func (t *wtx) QueryRowContext(_ context.Context, query string, args ...any) *sql
 
 // execScript runs a text of several statements unprepared (a migration).
 func (t *wtx) execScript(script string) error {
-	_, err := t.w.conn.ExecContext(t.w.ctx, script)
-	return err
+	if t.failed != nil {
+		return t.failed
+	}
+	if _, err := t.w.conn.ExecContext(t.w.ctx, script); err != nil {
+		t.failed = err
+		return err
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,16 +67,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 func TestGroupCommitSharesCommits(t *testing.T) {
 	s := newStore(t)
 	ctx := t.Context()
-	release := make(chan struct{})
-	held := make(chan struct{})
-	go func() {
-		_ = s.write(ctx, func(*wtx) error {
-			close(held)
-			<-release
-			return nil
-		})
-	}()
-	<-held
+	release := holdWriter(t, s)
 	const n = 32
 	ids := make([]auth.UserID, n)
 	var wg sync.WaitGroup
@@ -93,10 +85,7 @@ func TestGroupCommitSharesCommits(t *testing.T) {
 	}
 	started.Wait()
 	before := s.w.batches.Load()
-	// Let the queued writers reach the channel. Nothing below depends on how many did:
-	// the assertion is only that some commit held more than one write.
-	time.Sleep(100 * time.Millisecond)
-	close(release)
+	release()
 	wg.Wait()
 	batches := s.w.batches.Load() - before
 	if batches >= n {
@@ -233,5 +222,124 @@ func TestAdvanceTOTPStepUnbatched(t *testing.T) {
 		if won, err := s.AdvanceTOTPStepUnbatched(ctx, u.ID, tt.step); err != nil || won != tt.want {
 			t.Errorf("AdvanceTOTPStepUnbatched(%d) = %v, %v, want %v", tt.step, won, err, tt.want)
 		}
+	}
+}
+
+// holdWriter runs a write that keeps the writer busy until the returned function is
+// called, so that the writes started meanwhile queue up and share the next batch.
+func holdWriter(t *testing.T, s *Store) (release func()) {
+	t.Helper()
+	held, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		_ = s.write(t.Context(), func(*wtx) error {
+			close(held)
+			<-done
+			return nil
+		})
+	}()
+	<-held
+	return func() {
+		// Let the queued writers reach the channel; what follows holds however many did.
+		time.Sleep(100 * time.Millisecond)
+		close(done)
+	}
+}
+
+// TestWriteThatEndsTheBatch: a write whose statement ends the shared transaction
+// (here a ROLLBACK; in life SQLITE_FULL or SQLITE_IOERR) gets an error, and the writes
+// batched with it run again in a new transaction and are all committed.
+func TestWriteThatEndsTheBatch(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	release := holdWriter(t, s)
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			if i == n/2 {
+				errs[i] = s.write(ctx, func(t *wtx) error {
+					_, err := t.ExecContext(ctx, "ROLLBACK")
+					return err
+				})
+				return
+			}
+			errs[i] = s.CreateUser(ctx, newUser(fmt.Sprintf("b%d", i)))
+		})
+	}
+	release()
+	wg.Wait()
+	for i, err := range errs {
+		if i == n/2 {
+			if err == nil {
+				t.Errorf("the write that ended the transaction reported success")
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("CreateUser(b%d) = %v, want success despite its batch-mate", i, err)
+		}
+		if _, err := s.UserByLogin(ctx, fmt.Sprintf("b%d", i)); err != nil {
+			t.Errorf("b%d not committed: %v", i, err)
+		}
+	}
+	if err := s.CreateUser(ctx, newUser("afterwards")); err != nil {
+		t.Fatalf("the writer did not recover: %v", err)
+	}
+}
+
+// TestWriteIgnoringAFailure: a write that goes on after one of its statements failed
+// fails as a whole, and nothing of it is committed.
+func TestWriteIgnoringAFailure(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, newUser("first")); err != nil {
+		t.Fatal(err)
+	}
+	err := s.write(ctx, func(t *wtx) error {
+		_, _ = t.ExecContext(ctx, `INSERT INTO users (username, username_key, email, email_key,
+			email_verified, password_hash, is_admin, created_at) VALUES ('first', 'first', 'x@example.com', 'x@example.com', 0, 'h', 0, 1)`)
+		_, err := t.ExecContext(ctx, `UPDATE users SET is_admin = 1`)
+		return err
+	})
+	if err == nil {
+		t.Fatal("a write that ignored a failed statement reported success")
+	}
+	u, err := s.UserByLogin(ctx, "first")
+	if err != nil || u.IsAdmin {
+		t.Fatalf("UserByLogin(first) = %+v, %v: the statement after the failure ran", u, err)
+	}
+}
+
+// TestWritePanics: a panic inside a write fails that write, not the process, and the
+// writer goes on.
+func TestWritePanics(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	err := s.write(ctx, func(t *wtx) error {
+		if _, err := t.ExecContext(ctx, `UPDATE users SET is_admin = 1`); err != nil {
+			return err
+		}
+		panic("bug")
+	})
+	if err == nil || !strings.Contains(err.Error(), "panicked: bug") {
+		t.Fatalf("write that panicked = %v, want the panic as an error", err)
+	}
+	if err := s.CreateUser(ctx, newUser("survivor")); err != nil {
+		t.Fatalf("write after a panic = %v", err)
+	}
+}
+
+// TestConcurrentClose: Close from many goroutines at once, beside writes, is safe.
+func TestConcurrentClose(t *testing.T) {
+	s := newStore(t)
+	var wg sync.WaitGroup
+	for i := range 32 {
+		wg.Go(func() { _ = s.CreateUser(t.Context(), newUser(fmt.Sprintf("c%d", i))) })
+		wg.Go(func() { _ = s.Close() })
+	}
+	wg.Wait()
+	if err := s.CreateUser(t.Context(), newUser("late")); !errors.Is(err, errStoreClosed) {
+		t.Fatalf("write after Close = %v, want errStoreClosed", err)
 	}
 }
