@@ -123,7 +123,7 @@ type mfaJSON struct {
 
 // Me describes the caller.
 func (h *Handler) Me(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
-	st, err := h.svc.MFAStatus(r.Context(), p.User.ID)
+	st, err := h.svc.MFAStatusOf(r.Context(), p)
 	if err != nil {
 		return err
 	}

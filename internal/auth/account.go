@@ -245,7 +245,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, 
 	if strings.HasPrefix(secret, TokenPrefix) {
 		return s.authenticateToken(ctx, secret, now)
 	}
-	sess, u, err := s.store.SessionWithUser(ctx, hashToken(secret))
+	sess, u, mfa, err := s.store.SessionWithUser(ctx, hashToken(secret))
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrUnauthenticated
 	}
@@ -263,7 +263,8 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, 
 		}
 		sess.LastSeenAt = now
 	}
-	return &Principal{User: u, Session: sess}, nil
+	st := mfaStatus(mfa)
+	return &Principal{User: u, Session: sess, mfa: &st}, nil
 }
 
 // Logout ends the caller's session. A personal access token has no session to end.
@@ -276,6 +277,16 @@ func (s *Service) Logout(ctx context.Context, c Client, p *Principal) error {
 	}
 	s.event(ctx, p.User.ID, c, "logout", "success", "")
 	return nil
+}
+
+// passwordHash reads the user's current password hash: the principal's User does not
+// carry it (see Store.SessionWithUser), and the check must use the hash as it is now.
+func (s *Service) passwordHash(ctx context.Context, id UserID) (string, error) {
+	u, err := s.store.UserByID(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("reading password hash: %w", err)
+	}
+	return u.PasswordHash, nil
 }
 
 // requireSession refuses personal access tokens.
@@ -356,7 +367,11 @@ func (s *Service) ChangePassword(ctx context.Context, c Client, p *Principal, cu
 	if _, err := s.countFailure(ctx, passwordKey(p.User.ID), s.cfg.PasswordLimit); err != nil {
 		return err
 	}
-	ok, err := s.hasher.Verify(ctx, current, p.User.PasswordHash)
+	stored, err := s.passwordHash(ctx, p.User.ID)
+	if err != nil {
+		return err
+	}
+	ok, err := s.hasher.Verify(ctx, current, stored)
 	if err != nil {
 		return s.hashError(err)
 	}

@@ -38,11 +38,24 @@ func (s *Service) MFAStatus(ctx context.Context, user UserID) (MFAStatus, error)
 	if err != nil {
 		return MFAStatus{}, fmt.Errorf("reading MFA state: %w", err)
 	}
-	if !enabled {
-		return MFAStatus{Methods: []string{}}, nil
+	return mfaStatus(MFAState{Enabled: enabled, Codes: n}), nil
+}
+
+// MFAStatusOf is the caller's second-factor state: read with the session when the
+// principal was authenticated by one (no second query), otherwise read now.
+func (s *Service) MFAStatusOf(ctx context.Context, p *Principal) (MFAStatus, error) {
+	if p.mfa != nil {
+		return *p.mfa, nil
 	}
-	rem := n.Remaining
-	return MFAStatus{Enabled: true, Methods: []string{MethodTOTP, MethodRecoveryCode}, Remaining: &rem, Total: n.Total}, nil
+	return s.MFAStatus(ctx, p.User.ID)
+}
+
+func mfaStatus(m MFAState) MFAStatus {
+	if !m.Enabled {
+		return MFAStatus{Methods: []string{}}
+	}
+	rem := m.Codes.Remaining
+	return MFAStatus{Enabled: true, Methods: []string{MethodTOTP, MethodRecoveryCode}, Remaining: &rem, Total: m.Codes.Total}
 }
 
 // TOTPSetup is what an authenticator app needs, shown for QR scan and manual entry.
@@ -222,7 +235,11 @@ type factor struct {
 // exactly one of code or recoveryCode without spending it. It is shared by the sign-in
 // step and re-authentication so the lock and the replay rule cannot differ between
 // them. A wrong factor comes back as ErrInvalidCode, already logged.
-func (s *Service) checkSecondFactor(ctx context.Context, c Client, u *User, code, recoveryCode, purpose string) (*factor, AttemptState, error) {
+//
+// cred gives the user's TOTP credential (nil when there is none); it may have been
+// read before the count, since only the check of the code must come after it.
+func (s *Service) checkSecondFactor(ctx context.Context, c Client, u *User, cred func() (*TOTPCredential, error),
+	code, recoveryCode, purpose string) (*factor, AttemptState, error) {
 	if (code == "") == (recoveryCode == "") {
 		return nil, AttemptState{}, InvalidInput(map[string]string{"code": "enter the code from your app or a recovery code"})
 	}
@@ -235,7 +252,7 @@ func (s *Service) checkSecondFactor(ctx context.Context, c Client, u *User, code
 		return nil, st, err
 	}
 	if code != "" {
-		f, err := s.checkTOTP(ctx, u.ID, code)
+		f, err := s.checkTOTP(u.ID, cred, code)
 		if err != nil {
 			return nil, st, err
 		}
@@ -289,13 +306,10 @@ func lowCodesHint(remaining int, base string) string {
 // when the code is wrong or not later than the last accepted step. The step is only
 // taken by a conditional update later (last_step < step), so a code, and any earlier
 // code, works once on every replica.
-func (s *Service) checkTOTP(ctx context.Context, u UserID, code string) (*factor, error) {
-	cred, err := s.store.TOTP(ctx, u)
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading TOTP credential: %w", err)
+func (s *Service) checkTOTP(u UserID, credential func() (*TOTPCredential, error), code string) (*factor, error) {
+	cred, err := credential()
+	if err != nil || cred == nil {
+		return nil, err
 	}
 	secret, err := s.open(cred.Secret, totpAAD(u))
 	if err != nil {
@@ -306,6 +320,18 @@ func (s *Service) checkTOTP(ctx context.Context, u UserID, code string) (*factor
 		return nil, nil
 	}
 	return &factor{method: MethodTOTP, step: step}, nil
+}
+
+// totpCredential reads the user's TOTP credential, nil when there is none.
+func (s *Service) totpCredential(ctx context.Context, u UserID) (*TOTPCredential, error) {
+	cred, err := s.store.TOTP(ctx, u)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading TOTP credential: %w", err)
+	}
+	return cred, nil
 }
 
 // spend uses a factor with its own conditional write (re-authentication, where no
@@ -335,27 +361,22 @@ func (s *Service) LoginMFA(ctx context.Context, c Client, mfaToken, code, recove
 		return nil, ErrInvalidMFAToken
 	}
 	hash := hashToken(mfaToken)
-	pend, err := s.store.PendingLoginByTokenHash(ctx, hash)
+	ps, err := s.store.PendingSignIn(ctx, hash)
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrInvalidMFAToken
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading pending login: %w", err)
 	}
+	pend, u := &ps.Pending, &ps.User
 	if !s.now().Before(pend.ExpiresAt) {
 		return nil, ErrInvalidMFAToken
-	}
-	u, err := s.store.UserByID(ctx, pend.UserID)
-	if errors.Is(err, ErrNotFound) {
-		return nil, ErrInvalidMFAToken
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading user: %w", err)
 	}
 	if pend.CredEpoch != u.CredEpoch {
 		return nil, ErrInvalidMFAToken // the password or MFA changed since the password step
 	}
-	f, st, err := s.checkSecondFactor(ctx, c, u, code, recoveryCode, "login_mfa")
+	cred := func() (*TOTPCredential, error) { return ps.TOTP, nil }
+	f, st, err := s.checkSecondFactor(ctx, c, u, cred, code, recoveryCode, "login_mfa")
 	if err != nil {
 		return nil, err
 	}
@@ -408,7 +429,11 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 	if _, err := s.countFailure(ctx, passwordKey(p.User.ID), s.cfg.PasswordLimit); err != nil {
 		return time.Time{}, err
 	}
-	ok, err := s.hasher.Verify(ctx, pw, p.User.PasswordHash)
+	hash, err := s.passwordHash(ctx, p.User.ID)
+	if err != nil {
+		return time.Time{}, err
+	}
+	ok, err := s.hasher.Verify(ctx, pw, hash)
 	if err != nil {
 		return time.Time{}, s.hashError(err)
 	}
@@ -420,7 +445,8 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 		return time.Time{}, err
 	}
 	if st.Enabled {
-		f, counted, err := s.checkSecondFactor(ctx, c, p.User, code, recoveryCode, "reauth")
+		cred := func() (*TOTPCredential, error) { return s.totpCredential(ctx, p.User.ID) }
+		f, counted, err := s.checkSecondFactor(ctx, c, p.User, cred, code, recoveryCode, "reauth")
 		if err != nil {
 			return time.Time{}, err
 		}

@@ -137,6 +137,9 @@ type Principal struct {
 	User    *User
 	Session *Session     // nil when authenticated by a personal access token
 	Token   *AccessToken // nil when authenticated by a session
+	// mfa is the user's second-factor state read with the session, nil when not read
+	// (a personal access token): see MFAStatusOf.
+	mfa *MFAStatus
 }
 
 // newToken returns n random bytes as unpadded base64url and the SHA-256 that is stored.

@@ -52,10 +52,13 @@ type Store interface {
 	CreateSession(ctx context.Context, s *Session) error
 	// SessionByTokenHash returns the session, expired or not (the Service decides).
 	SessionByTokenHash(ctx context.Context, hash []byte) (*Session, error)
-	// SessionWithUser returns the session (expired or not) and its user in one query,
-	// or ErrNotFound when either is missing: the check behind every signed-in request
-	// is one round trip, not two.
-	SessionWithUser(ctx context.Context, hash []byte) (*Session, *User, error)
+	// SessionWithUser returns the session (expired or not), its user and the user's
+	// MFA state in one query, or ErrNotFound when the session or user is missing: the
+	// check behind every signed-in request, and all /me needs, is one round trip. It
+	// reads only what a request needs: the session's IP and user agent and the user's
+	// PasswordHash are left empty (ListSessions and UserByID have them), so the
+	// password hash is not loaded on every request.
+	SessionWithUser(ctx context.Context, hash []byte) (*Session, *User, MFAState, error)
 	// TouchSession sets last_seen_at.
 	TouchSession(ctx context.Context, id SessionID, at time.Time) error
 	// SetSessionReauth sets reauth_at.
@@ -71,8 +74,9 @@ type Store interface {
 	// CreatePendingLogin stores the state after a correct password, only while the
 	// user's cred_epoch equals p.CredEpoch; otherwise ErrCredentialsChanged.
 	CreatePendingLogin(ctx context.Context, p *PendingLogin) error
-	// PendingLoginByTokenHash returns it, expired or not.
-	PendingLoginByTokenHash(ctx context.Context, hash []byte) (*PendingLogin, error)
+	// PendingSignIn returns the pending login (expired or not) with its user and the
+	// user's TOTP credential, in one query; ErrNotFound when there is no such login.
+	PendingSignIn(ctx context.Context, hash []byte) (*PendingSignIn, error)
 	// ConsumePendingLogin deletes it and reports whether this call deleted it.
 	ConsumePendingLogin(ctx context.Context, hash []byte) (bool, error)
 

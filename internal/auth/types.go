@@ -105,6 +105,21 @@ type RecoveryCodeCounts struct {
 	Remaining int
 }
 
+// MFAState is a user's second factors as stored: whether TOTP is on, and the counts
+// of recovery codes.
+type MFAState struct {
+	Enabled bool
+	Codes   RecoveryCodeCounts
+}
+
+// PendingSignIn is what the second-factor step reads, in one query: the pending login,
+// its user, and the user's TOTP credential (nil when there is none).
+type PendingSignIn struct {
+	Pending PendingLogin
+	User    User
+	TOTP    *TOTPCredential
+}
+
 // PasswordReset is an emailed single-use reset link; only its SHA-256 is stored.
 type PasswordReset struct {
 	TokenHash []byte

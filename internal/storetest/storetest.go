@@ -388,28 +388,65 @@ func equalIDs[T comparable](a, b []T) bool {
 	return true
 }
 
+// pendingLogin reads a pending login through PendingSignIn.
+func pendingLogin(t *testing.T, s auth.Store, h []byte) (*auth.PendingLogin, error) {
+	t.Helper()
+	ps, err := s.PendingSignIn(ctx(t), h)
+	if err != nil {
+		return nil, err
+	}
+	if ps.User.ID != ps.Pending.UserID {
+		t.Fatalf("PendingSignIn user %d for a pending login of user %d", ps.User.ID, ps.Pending.UserID)
+	}
+	return &ps.Pending, nil
+}
+
 func testPendingLogins(t *testing.T, s auth.Store) {
 	alice := mustUser(t, s, "alice")
 	p := &auth.PendingLogin{TokenHash: hash("p"), UserID: alice.ID, CreatedAt: t0(),
 		ExpiresAt: at(5 * time.Minute), IP: "198.51.100.7", UserAgent: "ua"}
 	noErr(t, "CreatePendingLogin", s.CreatePendingLogin(ctx(t), p))
-	got, err := s.PendingLoginByTokenHash(ctx(t), hash("p"))
-	noErr(t, "PendingLoginByTokenHash", err)
+	got, err := pendingLogin(t, s, hash("p"))
+	noErr(t, "PendingSignIn", err)
 	if got.UserID != alice.ID || !got.ExpiresAt.Equal(p.ExpiresAt) || !got.CreatedAt.Equal(t0()) ||
 		got.IP != p.IP || got.UserAgent != p.UserAgent || !bytes.Equal(got.TokenHash, p.TokenHash) ||
 		got.CredEpoch != p.CredEpoch {
-		t.Fatalf("PendingLoginByTokenHash = %+v, want %+v", got, p)
+		t.Fatalf("PendingSignIn = %+v, want %+v", got, p)
+	}
+	// The joined read: the user as UserByID has it, and the TOTP credential as TOTP
+	// has it once there is one (nil before).
+	ps, err := s.PendingSignIn(ctx(t), hash("p"))
+	noErr(t, "PendingSignIn", err)
+	if ps.User.ID != alice.ID || ps.User.Username != alice.Username || ps.User.Email != alice.Email ||
+		ps.User.PasswordHash != alice.PasswordHash || !ps.User.CreatedAt.Equal(alice.CreatedAt) ||
+		ps.User.CredEpoch != alice.CredEpoch || ps.TOTP != nil {
+		t.Fatalf("PendingSignIn without TOTP = user %+v, totp %+v; want %+v and nil", ps.User, ps.TOTP, *alice)
+	}
+	cred := &auth.TOTPCredential{UserID: alice.ID, Secret: auth.EncryptedSecret{KeyID: "k1", Ciphertext: []byte("sealed")},
+		LastStep: 42, CreatedAt: t0()}
+	noErr(t, "EnableTOTP", s.EnableTOTP(ctx(t), cred, nil, 0))
+	// Enabling ended the pending logins with the sessions (epoch bump): store a new one.
+	u, err := s.UserByID(ctx(t), alice.ID)
+	noErr(t, "UserByID", err)
+	noErr(t, "CreatePendingLogin(after TOTP)", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{
+		TokenHash: hash("p"), UserID: alice.ID, CreatedAt: t0(), ExpiresAt: at(5 * time.Minute), CredEpoch: u.CredEpoch}))
+	ps, err = s.PendingSignIn(ctx(t), hash("p"))
+	noErr(t, "PendingSignIn(with TOTP)", err)
+	if ps.TOTP == nil || ps.TOTP.UserID != alice.ID || ps.TOTP.Secret.KeyID != "k1" ||
+		!bytes.Equal(ps.TOTP.Secret.Ciphertext, []byte("sealed")) || ps.TOTP.LastStep != 42 ||
+		!ps.TOTP.CreatedAt.Equal(t0()) || ps.User.CredEpoch != u.CredEpoch {
+		t.Fatalf("PendingSignIn with TOTP = %+v (user %+v), want credential %+v", ps.TOTP, ps.User, cred)
 	}
 	noErr(t, "CreatePendingLogin(second)", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{
-		TokenHash: hash("q"), UserID: alice.ID, CreatedAt: t0(), ExpiresAt: at(time.Minute)}))
+		TokenHash: hash("q"), UserID: alice.ID, CreatedAt: t0(), ExpiresAt: at(time.Minute), CredEpoch: u.CredEpoch}))
 
 	wins := race(t, 16, func(int) (bool, error) { return s.ConsumePendingLogin(ctx(t), hash("p")) })
 	if wins != 1 {
 		t.Fatalf("16 concurrent ConsumePendingLogin: %d won, want 1", wins)
 	}
-	_, err = s.PendingLoginByTokenHash(ctx(t), hash("p"))
-	wantErr(t, "PendingLoginByTokenHash(consumed)", err, auth.ErrNotFound)
-	if _, err := s.PendingLoginByTokenHash(ctx(t), hash("q")); err != nil {
+	_, err = pendingLogin(t, s, hash("p"))
+	wantErr(t, "PendingSignIn(consumed)", err, auth.ErrNotFound)
+	if _, err := pendingLogin(t, s, hash("q")); err != nil {
 		t.Fatalf("consuming one pending login removed another: %v", err)
 	}
 }
@@ -713,7 +750,7 @@ func testChangePassword(t *testing.T, s auth.Store) {
 	noErr(t, "CreatePendingLogin", s.CreatePendingLogin(ctx(t), pending))
 
 	noErr(t, "ChangePassword", s.ChangePassword(ctx(t), alice.ID, "new-hash", keep.ID))
-	if _, err := s.PendingLoginByTokenHash(ctx(t), pending.TokenHash); !errors.Is(err, auth.ErrNotFound) {
+	if _, err := pendingLogin(t, s, pending.TokenHash); !errors.Is(err, auth.ErrNotFound) {
 		t.Fatalf("pending login after ChangePassword: err = %v, want ErrNotFound", err)
 	}
 	u, _ := s.UserByID(ctx(t), alice.ID)
@@ -1025,7 +1062,7 @@ func testPurge(t *testing.T, s auth.Store) {
 	if ids := sessionIDs(t, s, alice.ID); !equalIDs(ids, []auth.SessionID{live.ID}) {
 		t.Fatalf("sessions after Purge = %v, want only the live one", ids)
 	}
-	if _, err := s.PendingLoginByTokenHash(ctx(t), hash("p-new")); err != nil {
+	if _, err := pendingLogin(t, s, hash("p-new")); err != nil {
 		t.Fatalf("Purge removed an unexpired pending login: %v", err)
 	}
 	for key, want := range map[auth.AttemptKey]int{{Scope: "pw-ip", Key: "stale"}: 0, {Scope: "pw-ip", Key: "locked"}: 9,
@@ -1242,7 +1279,7 @@ func testRecoveryApprove(t *testing.T, s auth.Store) {
 	if ids := sessionIDs(t, s, alice.ID); len(ids) != 0 {
 		t.Fatalf("sessions after approval = %v", ids)
 	}
-	_, err = s.PendingLoginByTokenHash(ctx(t), hash("p"))
+	_, err = pendingLogin(t, s, hash("p"))
 	wantErr(t, "pending login after approval", err, auth.ErrNotFound)
 	for id, want := range map[auth.RecoveryRequestID]string{r.ID: auth.RecoveryApproved, other.ID: auth.RecoveryClosed} {
 		got, err := s.RecoveryRequest(ctx(t), id)
@@ -1299,23 +1336,51 @@ func testSessionWithUser(t *testing.T, s auth.Store) {
 	want := mustSession(t, s, u.ID, "joan-token", at(0))
 	mustSession(t, s, other.ID, "kim-token", at(time.Second))
 
-	sess, user, err := s.SessionWithUser(ctx(t), hash("joan-token"))
+	sess, user, mfa, err := s.SessionWithUser(ctx(t), hash("joan-token"))
 	noErr(t, "SessionWithUser", err)
-	if !sameSession(*sess, *want) {
-		t.Errorf("SessionWithUser session = %+v, want %+v", *sess, *want)
+	if mfa != (auth.MFAState{}) {
+		t.Errorf("SessionWithUser MFA state without MFA = %+v, want zero", mfa)
+	}
+	// IP, user agent and password hash are left out by contract.
+	trimmed := *want
+	trimmed.IP, trimmed.UserAgent = "", ""
+	if !sameSession(*sess, trimmed) {
+		t.Errorf("SessionWithUser session = %+v, want %+v without IP and user agent", *sess, *want)
 	}
 	byID, err := s.UserByID(ctx(t), u.ID)
 	noErr(t, "UserByID", err)
 	if user.ID != byID.ID || user.Username != byID.Username || user.Email != byID.Email ||
-		user.EmailVerified != byID.EmailVerified || user.PasswordHash != byID.PasswordHash ||
+		user.EmailVerified != byID.EmailVerified || user.PasswordHash != "" ||
 		user.IsAdmin != byID.IsAdmin || !user.CreatedAt.Equal(byID.CreatedAt) || user.CredEpoch != byID.CredEpoch {
 		t.Errorf("SessionWithUser user = %+v, want %+v", *user, *byID)
 	}
 
-	_, _, err = s.SessionWithUser(ctx(t), hash("nobody-token"))
+	// With TOTP on and one of three codes used, the state matches MFAState's.
+	cred := &auth.TOTPCredential{UserID: u.ID, Secret: auth.EncryptedSecret{KeyID: "k", Ciphertext: []byte("c")},
+		LastStep: 1, CreatedAt: t0()}
+	noErr(t, "EnableTOTP", s.EnableTOTP(ctx(t), cred, [][]byte{hash("c1"), hash("c2"), hash("c3")}, want.ID))
+	if won, err := s.UseRecoveryCode(ctx(t), u.ID, hash("c2"), at(time.Second)); err != nil || !won {
+		t.Fatalf("UseRecoveryCode = %v, %v", won, err)
+	}
+	_, _, mfa, err = s.SessionWithUser(ctx(t), hash("joan-token"))
+	noErr(t, "SessionWithUser(MFA on)", err)
+	on, counts, err := s.MFAState(ctx(t), u.ID)
+	noErr(t, "MFAState", err)
+	if wantMFA := (auth.MFAState{Enabled: true, Codes: auth.RecoveryCodeCounts{Total: 3, Remaining: 2}}); mfa != wantMFA ||
+		(auth.MFAState{Enabled: on, Codes: counts}) != wantMFA {
+		t.Errorf("SessionWithUser MFA state = %+v, MFAState = %v %+v, want both %+v", mfa, on, counts, wantMFA)
+	}
+	// Kim's session sees Kim's state, not Joan's.
+	_, _, mfa, err = s.SessionWithUser(ctx(t), hash("kim-token"))
+	noErr(t, "SessionWithUser(kim)", err)
+	if mfa != (auth.MFAState{}) {
+		t.Errorf("another user's session shows MFA state %+v, want zero", mfa)
+	}
+
+	_, _, _, err = s.SessionWithUser(ctx(t), hash("nobody-token"))
 	wantErr(t, "SessionWithUser(unknown)", err, auth.ErrNotFound)
 	noErr(t, "DeleteSession", s.DeleteSession(ctx(t), u.ID, want.ID))
-	_, _, err = s.SessionWithUser(ctx(t), hash("joan-token"))
+	_, _, _, err = s.SessionWithUser(ctx(t), hash("joan-token"))
 	wantErr(t, "SessionWithUser(deleted)", err, auth.ErrNotFound)
 }
 
@@ -1339,7 +1404,7 @@ func testCredEpoch(t *testing.T, s auth.Store) {
 	err := s.CreatePendingLogin(ctx(t), &auth.PendingLogin{TokenHash: hash("stale-p"), UserID: alice.ID,
 		CreatedAt: t0(), ExpiresAt: at(time.Hour), CredEpoch: 1})
 	wantErr(t, "CreatePendingLogin(stale epoch)", err, auth.ErrCredentialsChanged)
-	if _, err := s.PendingLoginByTokenHash(ctx(t), hash("stale-p")); !errors.Is(err, auth.ErrNotFound) {
+	if _, err := pendingLogin(t, s, hash("stale-p")); !errors.Is(err, auth.ErrNotFound) {
 		t.Fatalf("CreatePendingLogin(stale epoch) stored a pending login: %v", err)
 	}
 
@@ -1411,7 +1476,7 @@ func testCredEpoch(t *testing.T, s auth.Store) {
 			if ids := sessionIDs(t, s, alice.ID); !equalIDs(ids, want) {
 				t.Fatalf("%s: sessions = %v, want %v", c.name, ids, want)
 			}
-			if _, err := s.PendingLoginByTokenHash(ctx(t), hash("p-"+c.name)); !errors.Is(err, auth.ErrNotFound) {
+			if _, err := pendingLogin(t, s, hash("p-"+c.name)); !errors.Is(err, auth.ErrNotFound) {
 				t.Fatalf("%s: pending login survived: %v", c.name, err)
 			}
 			old := &auth.Session{UserID: alice.ID, TokenHash: hash("old-" + c.name), CreatedAt: t0(),
@@ -1464,7 +1529,7 @@ func testCredEpoch(t *testing.T, s auth.Store) {
 		if ids := sessionIDs(t, s, alice.ID); len(ids) != 0 {
 			t.Fatalf("round %d: a session opened under epoch %d outlived the change: %v", i, e, ids)
 		}
-		if _, err := s.PendingLoginByTokenHash(ctx(t), hash(tok+"-p")); !errors.Is(err, auth.ErrNotFound) {
+		if _, err := pendingLogin(t, s, hash(tok+"-p")); !errors.Is(err, auth.ErrNotFound) {
 			t.Fatalf("round %d: a pending login under epoch %d outlived the change: %v", i, e, err)
 		}
 	}
@@ -1552,7 +1617,7 @@ func (fx *finishFixture) finish(token string) *auth.SignInFinish {
 func (fx *finishFixture) state(t *testing.T, s auth.Store) string {
 	t.Helper()
 	id := fx.user.ID
-	_, perr := s.PendingLoginByTokenHash(ctx(t), fx.pending)
+	_, perr := pendingLogin(t, s, fx.pending)
 	c, err := s.TOTP(ctx(t), id)
 	noErr(t, "TOTP", err)
 	counts, err := s.RecoveryCodeCounts(ctx(t), id)
@@ -1580,7 +1645,7 @@ func testFinishSignIn(t *testing.T, s auth.Store) {
 		if f.Session.ID == 0 || f.Event.ID == 0 {
 			t.Fatalf("FinishSignIn set session id %d, event id %d; want both", f.Session.ID, f.Event.ID)
 		}
-		if _, err := s.PendingLoginByTokenHash(ctx(t), fx.pending); !errors.Is(err, auth.ErrNotFound) {
+		if _, err := pendingLogin(t, s, fx.pending); !errors.Is(err, auth.ErrNotFound) {
 			t.Fatalf("pending login after FinishSignIn: %v, want ErrNotFound", err)
 		}
 		if c, _ := s.TOTP(ctx(t), fx.user.ID); c.LastStep != 1001 {
@@ -1713,7 +1778,7 @@ func testFinishSignIn(t *testing.T, s auth.Store) {
 		// The losers rolled back: their pending logins are still there to retry.
 		left := 0
 		for _, p := range pendings {
-			if _, err := s.PendingLoginByTokenHash(ctx(t), p); err == nil {
+			if _, err := pendingLogin(t, s, p); err == nil {
 				left++
 			}
 		}

@@ -221,7 +221,7 @@ func (h *Handler) reset(w http.ResponseWriter, r *http.Request) error {
 type reauthData struct{ MFA bool }
 
 func (h *Handler) reauthForm(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
-	st, err := h.svc.MFAStatus(r.Context(), p.User.ID)
+	st, err := h.svc.MFAStatusOf(r.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -238,7 +238,7 @@ func (h *Handler) reauth(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	}
 	_, err := h.svc.Reauth(r.Context(), client(r), p, r.PostFormValue("password"), code, rc)
 	if err != nil {
-		st, serr := h.svc.MFAStatus(r.Context(), p.User.ID)
+		st, serr := h.svc.MFAStatusOf(r.Context(), p)
 		if serr != nil {
 			return serr
 		}

@@ -44,7 +44,7 @@ type codesData struct {
 }
 
 func (h *Handler) authData(r *http.Request, p *auth.Principal) (*authData, error) {
-	st, err := h.svc.MFAStatus(r.Context(), p.User.ID)
+	st, err := h.svc.MFAStatusOf(r.Context(), p)
 	if err != nil {
 		return nil, err
 	}
