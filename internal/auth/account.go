@@ -131,16 +131,6 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 		}
 		return nil, InvalidInput(fields)
 	}
-	// The client IP's attempt is counted first too (and refunded on success), so a
-	// burst of parallel guesses spread over many accounts cannot outrun the per-IP
-	// limit either.
-	if _, err := s.countFailure(ctx, ipKey(c.IP), s.cfg.IPLimit); err != nil {
-		if AsError(err) != nil {
-			s.event(ctx, 0, c, "login", "locked_ip", "")
-			s.observe("login", "locked")
-		}
-		return nil, err
-	}
 	u, err := s.store.UserByLogin(ctx, login)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("looking up user: %w", err)
@@ -151,14 +141,18 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 		uid = u.ID
 		key = passwordKey(u.ID)
 	}
-	if _, err := s.countFailure(ctx, key, s.cfg.PasswordLimit); err != nil {
-		if AsError(err) != nil {
+	// The client IP's attempt is counted first too (and refunded on success), so a
+	// burst of parallel guesses spread over many accounts cannot outrun the per-IP
+	// limit either. Both counts are one write where the store allows; a locked
+	// counter leaves neither counted, since a refused attempt checks no password.
+	if refused, err := s.countFailures(ctx, []limitCount{{ipKey(c.IP), s.cfg.IPLimit}, {key, s.cfg.PasswordLimit}}); err != nil {
+		switch {
+		case refused == 0:
+			s.event(ctx, 0, c, "login", "locked_ip", "")
+			s.observe("login", "locked")
+		case refused == 1:
 			s.event(ctx, uid, c, "login", "locked", "")
 			s.observe("login", "locked")
-			// A refused attempt checked no password: it is no failure of the IP's.
-			if rerr := s.refund(ctx, ipKey(c.IP), s.cfg.IPLimit); rerr != nil {
-				return nil, rerr
-			}
 		}
 		return nil, err
 	}
@@ -176,11 +170,12 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 		s.observe("login", "failure")
 		return nil, ErrInvalidCredentials
 	}
-	if err := s.refund(ctx, ipKey(c.IP), s.cfg.IPLimit); err != nil {
-		return nil, err
-	}
+	// The right password was no failure of the IP's: its count is refunded, in the
+	// sign-in's own transaction when there is no second step.
+	refundIP := AttemptStep{Key: ipKey(c.IP), Step: refundStep(s.cfg.IPLimit).at(s.now())}
 	if _, err := s.store.TOTP(ctx, u.ID); err == nil {
-		if err := s.resetLimit(ctx, key); err != nil {
+		resetAccount := AttemptStep{Key: key, Step: stepFunc(resetStep).at(s.now())}
+		if err := s.updateAttempts(ctx, "settling", []AttemptStep{refundIP, resetAccount}); err != nil {
 			return nil, err
 		}
 		tok, hash, err := s.newToken(32)
@@ -205,9 +200,15 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 	if err != nil {
 		return nil, err
 	}
-	fin := &SignInFinish{Session: sess, ResetAttempts: []AttemptKey{key}, Event: s.newEvent(u.ID, c, "login", "success", "")}
+	fin := &SignInFinish{Session: sess, ResetAttempts: []AttemptKey{key}, Counters: []AttemptStep{refundIP},
+		Event: s.newEvent(u.ID, c, "login", "success", "")}
 	if err := s.store.FinishSignIn(ctx, fin); errors.Is(err, ErrCredentialsChanged) {
-		return nil, ErrInvalidCredentials // the password changed while this one was checked
+		// The password changed while this one was checked. It was right, so the IP's
+		// count still goes back; the rolled-back sign-in did not take it.
+		if err := s.refund(ctx, ipKey(c.IP), s.cfg.IPLimit); err != nil {
+			return nil, err
+		}
+		return nil, ErrInvalidCredentials
 	} else if err != nil {
 		return nil, fmt.Errorf("finishing sign-in: %w", err)
 	}

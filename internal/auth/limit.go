@@ -56,24 +56,75 @@ func (p LimitPolicy) effective(st AttemptState, now time.Time) AttemptState {
 	return st
 }
 
-// updateAttempt is the one compare-and-swap loop behind every counter change: read the
-// counter, let step compute the next state (or decline to write), and write it only if
-// nobody else wrote in between; on a lost race, start over. It returns the state
-// written (with its new version), or prev when step declined.
-func (s *Service) updateAttempt(ctx context.Context, key AttemptKey, verb string,
-	step func(prev AttemptState, now time.Time) (next AttemptState, write bool, err error)) (AttemptState, error) {
-	if u, ok := s.store.(AttemptUpdater); ok {
-		now := s.now()
-		var stepErr error
-		st, err := u.UpdateAttempt(ctx, key, func(prev AttemptState) (AttemptState, bool, error) {
-			next, write, err := step(prev, now)
-			stepErr = err
-			return next, write, err
-		})
-		if err != nil && !errors.Is(err, stepErr) {
-			return st, fmt.Errorf("%s attempt counter %s: %w", verb, key.Scope, err)
+// stepFunc computes a counter's next state at now (see AttemptStep).
+type stepFunc func(prev AttemptState, now time.Time) (next AttemptState, write bool, err error)
+
+// at fixes a step's time, making it an AttemptStep's function.
+func (f stepFunc) at(now time.Time) func(AttemptState) (AttemptState, bool, error) {
+	return func(prev AttemptState) (AttemptState, bool, error) { return f(prev, now) }
+}
+
+// countStep counts one failure, or refuses with RateLimited while the counter is
+// locked; the state written is locked already when this is the last attempt allowed.
+func countStep(p LimitPolicy) stepFunc {
+	return func(prev AttemptState, now time.Time) (AttemptState, bool, error) {
+		next := p.effective(prev, now)
+		if next.LockedUntil.After(now) {
+			return next, false, RateLimited(next.LockedUntil.Sub(now))
 		}
-		return st, err
+		next.Failures++
+		next.UpdatedAt = now
+		if next.Failures >= p.MaxFailures {
+			next.LockedUntil = now.Add(p.lockFor(next.Locks))
+			next.Locks++
+		}
+		return next, true, nil
+	}
+}
+
+// resetStep clears a counter after a success.
+func resetStep(prev AttemptState, now time.Time) (AttemptState, bool, error) {
+	if prev.Version == 0 || (prev.Failures == 0 && prev.Locks == 0 && prev.LockedUntil.IsZero()) {
+		return prev, false, nil
+	}
+	return AttemptState{UpdatedAt: now}, true, nil
+}
+
+// refundStep takes back one failure counted first by an attempt that turned out not
+// to be one (a right password, or an attempt another counter refused). If the counter
+// is locked only because of such counts — fewer real failures than the limit — the
+// lock it caused goes too, so one success behind a shared IP never leaves the IP locked.
+func refundStep(p LimitPolicy) stepFunc {
+	return func(prev AttemptState, now time.Time) (AttemptState, bool, error) {
+		if prev.Version == 0 || prev.Failures == 0 {
+			return prev, false, nil
+		}
+		next := prev
+		next.Failures--
+		next.UpdatedAt = now
+		if prev.LockedUntil.After(now) && next.Failures < p.MaxFailures {
+			next.LockedUntil = time.Time{}
+			next.Locks = max(prev.Locks-1, 0)
+		}
+		return next, true, nil
+	}
+}
+
+// updateAttempt applies one step to one counter. With an AttemptUpdater store it is
+// one serialized write; otherwise the compare-and-swap loop: read the counter, let step
+// compute the next state (or decline to write), and write it only if nobody else wrote
+// in between; on a lost race, start over. It returns the state written (with its new
+// version), or prev when step declined; a refusing step's error comes back unchanged.
+func (s *Service) updateAttempt(ctx context.Context, key AttemptKey, verb string, step stepFunc) (AttemptState, error) {
+	if u, ok := s.store.(AttemptUpdater); ok {
+		sts, refused, err := u.UpdateAttempts(ctx, []AttemptStep{{Key: key, Step: step.at(s.now())}})
+		switch {
+		case refused >= 0:
+			return AttemptState{}, err
+		case err != nil:
+			return AttemptState{}, fmt.Errorf("%s attempt counter %s: %w", verb, key.Scope, err)
+		}
+		return sts[0], nil
 	}
 	for range maxCASRetries {
 		now := s.now()
@@ -112,24 +163,12 @@ func (s *Service) checkLimit(ctx context.Context, key AttemptKey, p LimitPolicy)
 }
 
 // countFailure records one failure before the attempt is evaluated ("count first"):
-// a compare-and-swap in its own committed write, so parallel guesses cannot outrun the
-// count and a rolled-back request cannot erase it. It returns RateLimited, counting
-// nothing, while the counter is locked; otherwise the state after the count, which
-// is locked already when this attempt is the last one allowed.
+// its own committed write, so parallel guesses cannot outrun the count and a
+// rolled-back request cannot erase it. It returns RateLimited, counting nothing, while
+// the counter is locked; otherwise the state after the count, which is locked already
+// when this attempt is the last one allowed.
 func (s *Service) countFailure(ctx context.Context, key AttemptKey, p LimitPolicy) (AttemptState, error) {
-	st, err := s.updateAttempt(ctx, key, "counting", func(prev AttemptState, now time.Time) (AttemptState, bool, error) {
-		next := p.effective(prev, now)
-		if next.LockedUntil.After(now) {
-			return next, false, RateLimited(next.LockedUntil.Sub(now))
-		}
-		next.Failures++
-		next.UpdatedAt = now
-		if next.Failures >= p.MaxFailures {
-			next.LockedUntil = now.Add(p.lockFor(next.Locks))
-			next.Locks++
-		}
-		return next, true, nil
-	})
+	st, err := s.updateAttempt(ctx, key, "counting", countStep(p))
 	if errors.Is(err, errContention) {
 		// Fail closed: never "unlocked" when the count could not be written.
 		return AttemptState{}, RateLimited(time.Second)
@@ -137,35 +176,78 @@ func (s *Service) countFailure(ctx context.Context, key AttemptKey, p LimitPolic
 	return st, err
 }
 
+// limitCount is one counter to count a failure on, under its policy.
+type limitCount struct {
+	key    AttemptKey
+	policy LimitPolicy
+}
+
+// countFailures counts one failure first on each counter, in order, committed before
+// it returns. With an AttemptUpdater store that is one write, so the counters of one
+// attempt cost one commit. When a counter is locked, no count stays: it returns that
+// counter's index and RateLimited (refused is -1 otherwise).
+func (s *Service) countFailures(ctx context.Context, counts []limitCount) (refused int, err error) {
+	if u, ok := s.store.(AttemptUpdater); ok {
+		now := s.now()
+		steps := make([]AttemptStep, len(counts))
+		for i, c := range counts {
+			steps[i] = AttemptStep{Key: c.key, Step: countStep(c.policy).at(now)}
+		}
+		_, refused, err := u.UpdateAttempts(ctx, steps)
+		switch {
+		case refused >= 0:
+			return refused, err
+		case err != nil:
+			return -1, fmt.Errorf("counting attempts: %w", err)
+		}
+		return -1, nil
+	}
+	for i, c := range counts {
+		_, err := s.countFailure(ctx, c.key, c.policy)
+		if err == nil {
+			continue
+		}
+		if AsError(err) == nil {
+			return -1, err
+		}
+		// A refused attempt checks nothing: take back the counts before this one.
+		for _, d := range counts[:i] {
+			if rerr := s.refund(ctx, d.key, d.policy); rerr != nil {
+				return -1, rerr
+			}
+		}
+		return i, err
+	}
+	return -1, nil
+}
+
+// updateAttempts applies steps that never refuse (resets, refunds): one write with an
+// AttemptUpdater store, one compare-and-swap each otherwise.
+func (s *Service) updateAttempts(ctx context.Context, verb string, steps []AttemptStep) error {
+	if u, ok := s.store.(AttemptUpdater); ok {
+		if _, _, err := u.UpdateAttempts(ctx, steps); err != nil {
+			return fmt.Errorf("%s attempt counters: %w", verb, err)
+		}
+		return nil
+	}
+	for _, st := range steps {
+		step := func(prev AttemptState, _ time.Time) (AttemptState, bool, error) { return st.Step(prev) }
+		if _, err := s.updateAttempt(ctx, st.Key, verb, step); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // resetLimit clears a counter after a success.
 func (s *Service) resetLimit(ctx context.Context, key AttemptKey) error {
-	_, err := s.updateAttempt(ctx, key, "resetting", func(prev AttemptState, now time.Time) (AttemptState, bool, error) {
-		if prev.Version == 0 || (prev.Failures == 0 && prev.Locks == 0 && prev.LockedUntil.IsZero()) {
-			return prev, false, nil
-		}
-		return AttemptState{UpdatedAt: now}, true, nil
-	})
+	_, err := s.updateAttempt(ctx, key, "resetting", resetStep)
 	return err
 }
 
-// refund takes back one failure counted first by an attempt that turned out not to
-// be one (a right password, or an attempt another counter refused). If the counter is
-// locked only because of such counts — fewer real failures than the limit — the lock
-// it caused goes too, so one success behind a shared IP never leaves the IP locked.
+// refund takes back one failure counted first (see refundStep).
 func (s *Service) refund(ctx context.Context, key AttemptKey, p LimitPolicy) error {
-	_, err := s.updateAttempt(ctx, key, "refunding", func(prev AttemptState, now time.Time) (AttemptState, bool, error) {
-		if prev.Version == 0 || prev.Failures == 0 {
-			return prev, false, nil
-		}
-		next := prev
-		next.Failures--
-		next.UpdatedAt = now
-		if prev.LockedUntil.After(now) && next.Failures < p.MaxFailures {
-			next.LockedUntil = time.Time{}
-			next.Locks = max(prev.Locks-1, 0)
-		}
-		return next, true, nil
-	})
+	_, err := s.updateAttempt(ctx, key, "refunding", refundStep(p))
 	return err
 }
 

@@ -211,16 +211,17 @@ type Store interface {
 	FinishSignIn(ctx context.Context, f *SignInFinish) error
 }
 
-// AttemptUpdater is implemented by a store that can read a counter, compute its next
-// state and write it as one serialized write, committed before it returns (SQLite,
+// AttemptUpdater is implemented by a store that can read counters, compute their next
+// states and write them as one serialized write, committed before it returns (SQLite,
 // whose writes all go through one connection). The Service prefers it to the
 // compare-and-swap loop over Attempt and SaveAttempt: under contention on one counter
-// (many guesses from one address) nobody loses a race, so nobody retries. step must
-// only compute: it may run on the store's writer goroutine. When step returns an
-// error, nothing is written and UpdateAttempt returns that same error.
+// (many guesses from one address) nobody loses a race, so nobody retries, and several
+// counters cost one commit. The steps run in order, each seeing the writes of the ones
+// before; when one refuses, nothing at all is written, and UpdateAttempts returns its
+// index and its error unchanged (refused is -1 otherwise). The states are those
+// written (or read, where a step declined to write).
 type AttemptUpdater interface {
-	UpdateAttempt(ctx context.Context, key AttemptKey,
-		step func(prev AttemptState) (next AttemptState, write bool, err error)) (AttemptState, error)
+	UpdateAttempts(ctx context.Context, steps []AttemptStep) (states []AttemptState, refused int, err error)
 }
 
 // PurgeBefore says what Purge may delete.

@@ -60,6 +60,14 @@ type PendingLogin struct {
 	CredEpoch int64 // the user's CredEpoch when the password was checked
 }
 
+// AttemptStep is one counter change computed from the counter's current state: step
+// returns the next state and whether to write it, or an error to refuse (nothing is
+// written). It must only compute: stores run it inside their write.
+type AttemptStep struct {
+	Key  AttemptKey
+	Step func(prev AttemptState) (next AttemptState, write bool, err error)
+}
+
 // AttemptKey names one failure counter: Scope is "mfa", "pw-account" or "pw-ip".
 type AttemptKey struct {
 	Scope string
@@ -265,6 +273,10 @@ type SignInFinish struct {
 	RecoveryCodeHash []byte
 	// ResetAttempts are the counters a success zeroes (failures, locks, lock; version bumped).
 	ResetAttempts []AttemptKey
+	// Counters are further counter changes made in the same transaction, after the
+	// resets, each computed from the counter as it is then (the client IP's refund).
+	// A step that returns an error fails the whole sign-in.
+	Counters []AttemptStep
 	// Event is appended to the security log.
 	Event *Event
 }

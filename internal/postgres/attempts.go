@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/latchkey/latchkey/internal/auth"
 )
@@ -50,4 +51,42 @@ func (s *Store) SaveAttempt(ctx context.Context, key auth.AttemptKey, prev, next
 		return false, mapErr("save attempt", err)
 	}
 	return one(n), nil
+}
+
+// applyAttemptStep reads st's counter locked (FOR UPDATE) inside tx, runs the step and
+// writes what it returns, so nothing comes between the read and the write until tx
+// ends. A refusing step's error comes back unchanged, having written nothing.
+func applyAttemptStep(ctx context.Context, tx pgx.Tx, st auth.AttemptStep) error {
+	var prev auth.AttemptState
+	err := tx.QueryRow(ctx, `SELECT failures, locks, locked_until, updated_at, version
+		FROM attempts WHERE scope = $1 AND key = $2 FOR UPDATE`, st.Key.Scope, st.Key.Key).
+		Scan(&prev.Failures, &prev.Locks, timeCol{&prev.LockedUntil}, timeCol{&prev.UpdatedAt}, &prev.Version)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	next, write, refusal := st.Step(prev)
+	if refusal != nil || !write {
+		return refusal
+	}
+	var tag pgconn.CommandTag
+	if prev.Version == 0 {
+		// No row to lock: a counter created meanwhile makes this insert do nothing.
+		tag, err = tx.Exec(ctx, `INSERT INTO attempts
+			(scope, key, failures, locks, locked_until, updated_at, version)
+			VALUES ($1, $2, $3, $4, $5, $6, 1)
+			ON CONFLICT (scope, key) DO NOTHING`,
+			st.Key.Scope, st.Key.Key, next.Failures, next.Locks, ts(next.LockedUntil), ts(next.UpdatedAt))
+	} else {
+		tag, err = tx.Exec(ctx, `UPDATE attempts
+			SET failures = $1, locks = $2, locked_until = $3, updated_at = $4, version = version + 1
+			WHERE scope = $5 AND key = $6`,
+			next.Failures, next.Locks, ts(next.LockedUntil), ts(next.UpdatedAt), st.Key.Scope, st.Key.Key)
+	}
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() != 1 {
+		return errors.New("postgres: attempt counter created by another transaction meanwhile")
+	}
+	return nil
 }

@@ -297,6 +297,14 @@ func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 				return err
 			}
 		}
+		// After the resets, in the order given: the counters here (the client IP's
+		// refund) are of other scopes than the resets', so every sign-in locks counter
+		// rows in one order and two sign-ins cannot deadlock on them.
+		for _, st := range f.Counters {
+			if err := applyAttemptStep(ctx, tx, st); err != nil {
+				return err
+			}
+		}
 		if f.Event != nil {
 			if err := tx.QueryRow(ctx, insertEvent, insertEventArgs(f.Event)...).Scan(&eventID); err != nil {
 				return err

@@ -61,40 +61,61 @@ func saveAttempt(ctx context.Context, t *wtx, key auth.AttemptKey, prev, next au
 		key.Scope, key.Key, prev.Version))
 }
 
-// UpdateAttempt reads the counter, lets step compute the next state, and writes it,
-// all inside one write of the group commit (auth.AttemptUpdater). Writes run one after
-// another on the one write connection, so nothing comes between the read and the
+// UpdateAttempts reads each counter, lets its step compute the next state, and writes
+// it, all inside one write of the group commit (auth.AttemptUpdater). Writes run one
+// after another on the one write connection, so nothing comes between a read and its
 // write: under any contention every caller's update lands on the first try, where a
 // compare-and-swap would have most callers lose and re-read. The write commits before
-// UpdateAttempt returns, in its own savepoint, never inside a wider transaction of
-// the caller's. step runs on the writer goroutine: it must only compute.
-func (s *Store) UpdateAttempt(ctx context.Context, key auth.AttemptKey,
-	step func(prev auth.AttemptState) (next auth.AttemptState, write bool, err error)) (auth.AttemptState, error) {
-	var out auth.AttemptState
-	var stepErr error
+// UpdateAttempts returns, in its own savepoint, never inside a wider transaction of the
+// caller's. The steps run on the writer goroutine: they must only compute.
+func (s *Store) UpdateAttempts(ctx context.Context, steps []auth.AttemptStep) ([]auth.AttemptState, int, error) {
+	var out []auth.AttemptState
+	refused := -1
+	var refusal error
 	err := s.write(ctx, func(t *wtx) error {
-		prev, err := scanAttempt(t.QueryRowContext(ctx, selectAttempt, key.Scope, key.Key))
-		if err != nil {
-			return err
+		out, refused, refusal = out[:0], -1, nil
+		for i, st := range steps {
+			next, ref, err := applyAttemptStep(ctx, t, st)
+			if err != nil {
+				return err
+			}
+			if ref != nil {
+				refused, refusal = i, ref
+				return ref // rolls back the steps before it too
+			}
+			out = append(out, next)
 		}
-		next, write, err := step(prev)
-		out, stepErr = prev, err
-		if err != nil || !write {
-			return err
-		}
-		n, err := saveAttempt(ctx, t, key, prev, next)
-		if err != nil {
-			return err
-		}
-		if !one(n) {
-			return errors.New("sqlite: attempt counter changed inside a serialized write")
-		}
-		out = next
-		out.Version = prev.Version + 1
 		return nil
 	})
-	if err != nil && (stepErr == nil || err != stepErr) {
-		return out, mapErr("update attempt", err)
+	switch {
+	case err == nil:
+		return out, -1, nil
+	case refused >= 0 && err == refusal:
+		return nil, refused, err
+	default:
+		return nil, -1, mapErr("update attempts", err)
 	}
-	return out, err
+}
+
+// applyAttemptStep reads st's counter, runs the step and writes what it returns,
+// inside the caller's write. A step that refuses gives its error as refusal, having
+// written nothing; err is a failure of the store.
+func applyAttemptStep(ctx context.Context, t *wtx, st auth.AttemptStep) (state auth.AttemptState, refusal, err error) {
+	prev, err := scanAttempt(t.QueryRowContext(ctx, selectAttempt, st.Key.Scope, st.Key.Key))
+	if err != nil {
+		return prev, nil, err
+	}
+	next, write, refusal := st.Step(prev)
+	if refusal != nil || !write {
+		return prev, refusal, nil
+	}
+	n, err := saveAttempt(ctx, t, st.Key, prev, next)
+	if err != nil {
+		return prev, nil, err
+	}
+	if !one(n) {
+		return prev, nil, errors.New("sqlite: attempt counter changed inside a serialized write")
+	}
+	next.Version = prev.Version + 1
+	return next, nil, nil
 }

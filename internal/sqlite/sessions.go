@@ -300,6 +300,15 @@ func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 				return err
 			}
 		}
+		for _, st := range f.Counters {
+			_, refusal, err := applyAttemptStep(ctx, tx, st)
+			if err != nil {
+				return err
+			}
+			if refusal != nil {
+				return refusal
+			}
+		}
 		if f.Event != nil {
 			res, err := tx.ExecContext(ctx, insertEvent, insertEventArgs(f.Event)...)
 			if err != nil {

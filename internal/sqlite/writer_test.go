@@ -134,27 +134,29 @@ func TestWriteAfterClose(t *testing.T) {
 	}
 }
 
-// TestUpdateAttemptUnderContention: 200 simultaneous increments of one counter all
+// TestUpdateAttemptsUnderContention: 200 simultaneous increments of one counter all
 // land, each on its first try, and none is lost.
-func TestUpdateAttemptUnderContention(t *testing.T) {
+func TestUpdateAttemptsUnderContention(t *testing.T) {
 	s := newStore(t)
 	key := auth.AttemptKey{Scope: "pw-ip", Key: "192.0.2.1"}
+	increment := func(prev auth.AttemptState) (auth.AttemptState, bool, error) {
+		next := prev
+		next.Failures++
+		next.UpdatedAt = time.Unix(5, 0)
+		return next, true, nil
+	}
 	const n = 200
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	versions := map[int64]bool{}
 	for range n {
 		wg.Go(func() {
-			st, err := s.UpdateAttempt(t.Context(), key, func(prev auth.AttemptState) (auth.AttemptState, bool, error) {
-				next := prev
-				next.Failures++
-				next.UpdatedAt = time.Unix(5, 0)
-				return next, true, nil
-			})
-			if err != nil {
-				t.Errorf("UpdateAttempt = %v", err)
+			sts, refused, err := s.UpdateAttempts(t.Context(), []auth.AttemptStep{{Key: key, Step: increment}})
+			if err != nil || refused != -1 || len(sts) != 1 {
+				t.Errorf("UpdateAttempts = %v, %d, %v", sts, refused, err)
 				return
 			}
+			st := sts[0]
 			mu.Lock()
 			defer mu.Unlock()
 			if versions[st.Version] {
@@ -176,28 +178,43 @@ func TestUpdateAttemptUnderContention(t *testing.T) {
 	}
 }
 
-// TestUpdateAttemptStepError: a step that refuses writes nothing, and its error comes
-// back unchanged; a step that declines to write leaves the counter as it was.
-func TestUpdateAttemptStepError(t *testing.T) {
+// TestUpdateAttemptsRefusal: when a step refuses, nothing is written — not even the
+// steps before it — and its index and its own error come back; a step that declines
+// to write leaves its counter as it was.
+func TestUpdateAttemptsRefusal(t *testing.T) {
 	s := newStore(t)
-	key := auth.AttemptKey{Scope: "mfa", Key: "7"}
+	ip, acct := auth.AttemptKey{Scope: "pw-ip", Key: "192.0.2.9"}, auth.AttemptKey{Scope: "pw-account", Key: "7"}
+	count := func(prev auth.AttemptState) (auth.AttemptState, bool, error) {
+		next := prev
+		next.Failures++
+		return next, true, nil
+	}
 	refuse := errors.New("locked")
-	st, err := s.UpdateAttempt(t.Context(), key, func(prev auth.AttemptState) (auth.AttemptState, bool, error) {
-		return auth.AttemptState{Failures: 9}, true, refuse
+	sts, refused, err := s.UpdateAttempts(t.Context(), []auth.AttemptStep{
+		{Key: ip, Step: count},
+		{Key: acct, Step: func(auth.AttemptState) (auth.AttemptState, bool, error) {
+			return auth.AttemptState{Failures: 9}, true, refuse
+		}},
 	})
-	if err != refuse {
-		t.Fatalf("UpdateAttempt error = %v, want the step's own error", err)
+	if err != refuse || refused != 1 || sts != nil {
+		t.Fatalf("UpdateAttempts = %v, %d, %v; want nil, 1 and the step's own error", sts, refused, err)
 	}
-	if st.Version != 0 || st.Failures != 0 {
-		t.Fatalf("UpdateAttempt state = %+v, want the unchanged zero state", st)
+	for _, k := range []auth.AttemptKey{ip, acct} {
+		if got, err := s.Attempt(t.Context(), k); err != nil || got.Version != 0 {
+			t.Fatalf("Attempt(%v) = %+v, %v: a refused update wrote", k, got, err)
+		}
 	}
-	if _, err := s.UpdateAttempt(t.Context(), key, func(prev auth.AttemptState) (auth.AttemptState, bool, error) {
-		return auth.AttemptState{Failures: 9}, false, nil
-	}); err != nil {
-		t.Fatal(err)
+	sts, refused, err = s.UpdateAttempts(t.Context(), []auth.AttemptStep{
+		{Key: ip, Step: count},
+		{Key: acct, Step: func(prev auth.AttemptState) (auth.AttemptState, bool, error) {
+			return auth.AttemptState{Failures: 9}, false, nil
+		}},
+	})
+	if err != nil || refused != -1 || len(sts) != 2 || sts[0].Failures != 1 || sts[0].Version != 1 || sts[1].Version != 0 {
+		t.Fatalf("UpdateAttempts = %+v, %d, %v; want the IP counted once and the account untouched", sts, refused, err)
 	}
-	if got, err := s.Attempt(t.Context(), key); err != nil || got.Version != 0 {
-		t.Fatalf("Attempt = %+v, %v: a refused or declined step wrote", got, err)
+	if got, err := s.Attempt(t.Context(), acct); err != nil || got.Version != 0 {
+		t.Fatalf("Attempt(account) = %+v, %v: a declined step wrote", got, err)
 	}
 }
 

@@ -1576,6 +1576,21 @@ type finishFixture struct {
 	pending []byte
 	reset   []auth.AttemptKey // the counters the finish zeroes; the last one has no row
 	other   auth.AttemptKey   // a counter the finish must not touch
+	counted auth.AttemptKey   // a counter the finish's step takes one failure from
+}
+
+// errStepRefused is the refusal of refuseStep.
+var errStepRefused = errors.New("step refused")
+
+// takeOne is a counter step that takes one failure back, as the client IP's refund does.
+func takeOne(prev auth.AttemptState) (auth.AttemptState, bool, error) {
+	next := prev
+	next.Failures--
+	return next, true, nil
+}
+
+func refuseStep(auth.AttemptState) (auth.AttemptState, bool, error) {
+	return auth.AttemptState{}, false, errStepRefused
 }
 
 func newFinishFixture(t *testing.T, s auth.Store, name string) *finishFixture {
@@ -1585,10 +1600,10 @@ func newFinishFixture(t *testing.T, s auth.Store, name string) *finishFixture {
 	fx := &finishFixture{user: u, epoch: epoch(t, s, u.ID), pending: hash(name + "-pending"),
 		// Out of order on purpose: stores must cope with any order.
 		reset: []auth.AttemptKey{{Scope: "pw-account", Key: name}, {Scope: "mfa", Key: name}, {Scope: "mfa", Key: name + "-never"}},
-		other: auth.AttemptKey{Scope: "pw-ip", Key: name}}
+		other: auth.AttemptKey{Scope: "pw-ip", Key: name}, counted: auth.AttemptKey{Scope: "pw-ip", Key: name + "-counted"}}
 	noErr(t, "CreatePendingLogin", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{TokenHash: fx.pending,
 		UserID: u.ID, CreatedAt: t0(), ExpiresAt: at(5 * time.Minute), CredEpoch: fx.epoch}))
-	for _, k := range append(fx.reset[:2:2], fx.other) {
+	for _, k := range append(fx.reset[:2:2], fx.other, fx.counted) {
 		st := auth.AttemptState{Failures: 3, Locks: 1, LockedUntil: at(time.Hour), UpdatedAt: t0()}
 		if won, err := s.SaveAttempt(ctx(t), k, auth.AttemptState{}, st); err != nil || !won {
 			t.Fatalf("SaveAttempt(%v) = %v, %v", k, won, err)
@@ -1608,6 +1623,7 @@ func (fx *finishFixture) finish(token string) *auth.SignInFinish {
 		TOTPStep:         1001,
 		RecoveryCodeHash: hash(u.Username + "-3"),
 		ResetAttempts:    fx.reset,
+		Counters:         []auth.AttemptStep{{Key: fx.counted, Step: takeOne}},
 		Event: &auth.Event{UserID: u.ID, Time: at(time.Minute), Event: "login_mfa", Outcome: "success",
 			IP: "192.0.2.7", UserAgent: "ua", Detail: "totp"},
 	}
@@ -1623,7 +1639,7 @@ func (fx *finishFixture) state(t *testing.T, s auth.Store) string {
 	counts, err := s.RecoveryCodeCounts(ctx(t), id)
 	noErr(t, "RecoveryCodeCounts", err)
 	var attempts []auth.AttemptState
-	for _, k := range append(fx.reset, fx.other) {
+	for _, k := range append(fx.reset, fx.other, fx.counted) {
 		a, err := s.Attempt(ctx(t), k)
 		noErr(t, "Attempt", err)
 		attempts = append(attempts, a)
@@ -1674,6 +1690,9 @@ func testFinishSignIn(t *testing.T, s auth.Store) {
 		if a, _ := s.Attempt(ctx(t), fx.other); a.Failures != 3 || a.Version != 1 {
 			t.Errorf("a counter not listed changed: %+v", a)
 		}
+		if a, _ := s.Attempt(ctx(t), fx.counted); a.Failures != 2 || a.Version != 2 || !a.LockedUntil.Equal(at(time.Hour)) {
+			t.Errorf("the counter of the finish's step = %+v, want one failure fewer (2), version 2, lock kept", a)
+		}
 		es, err := s.Events(ctx(t), fx.user.ID, 0)
 		noErr(t, "Events", err)
 		if len(es) != 1 || es[0] != *f.Event {
@@ -1713,6 +1732,9 @@ func testFinishSignIn(t *testing.T, s auth.Store) {
 			noErr(t, "ChangePassword", s.ChangePassword(ctx(t), fx.user.ID, "changed", keep.ID))
 		}, func(f *auth.SignInFinish) { f.PendingHash = nil }, auth.ErrCredentialsChanged},
 		{"stale epoch with pending", nil, func(f *auth.SignInFinish) { f.Session.CredEpoch-- }, auth.ErrCredentialsChanged},
+		{"counter step refuses", nil, func(f *auth.SignInFinish) {
+			f.Counters = append(f.Counters, auth.AttemptStep{Key: auth.AttemptKey{Scope: "pw-ip", Key: "refusing"}, Step: refuseStep})
+		}, errStepRefused},
 	}
 	for i, c := range failures {
 		t.Run(c.name, func(t *testing.T) {
