@@ -249,64 +249,47 @@ func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 	var sessionID auth.SessionID
 	var eventID int64
 	err := s.tx(ctx, func(tx pgx.Tx) error {
+		// Every statement goes out in one batch, one round trip, and the results are
+		// checked in order: a statement after one that failed its condition may have
+		// run, but the error rolls the whole transaction back, so what it did never
+		// commits and the error is the first failure's, as if they ran one by one.
+		//
 		// The user's row first, share-locked for the whole transaction: every
 		// credential change locks it before the pending logins, the factors and the
 		// sessions (see deleteSessions), so taking it first here as well keeps one lock
 		// order and no deadlock; sign-ins share the lock and do not wait for each other.
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR SHARE`, x.UserID); err != nil {
-			return err
-		}
+		b := &pgx.Batch{}
+		b.Queue(`SELECT 1 FROM users WHERE id = $1 FOR SHARE`, x.UserID)
 		if f.PendingHash != nil {
-			tag, err := tx.Exec(ctx, `DELETE FROM pending_logins WHERE token_hash = $1`, f.PendingHash)
-			if err != nil {
-				return err
-			}
-			if tag.RowsAffected() == 0 {
-				return auth.ErrPendingGone
-			}
+			b.Queue(`DELETE FROM pending_logins WHERE token_hash = $1`, f.PendingHash)
 		}
 		if f.TOTPStep > 0 {
-			tag, err := tx.Exec(ctx, `UPDATE totp_credentials SET last_step = $1
-				WHERE user_id = $2 AND last_step < $1`, f.TOTPStep, x.UserID)
-			if err != nil {
-				return err
-			}
-			if tag.RowsAffected() == 0 {
-				return auth.ErrFactorUsed
-			}
+			b.Queue(`UPDATE totp_credentials SET last_step = $1 WHERE user_id = $2 AND last_step < $1`,
+				f.TOTPStep, x.UserID)
 		}
 		if f.RecoveryCodeHash != nil {
-			tag, err := tx.Exec(ctx, `UPDATE recovery_codes SET used_at = $1
+			b.Queue(`UPDATE recovery_codes SET used_at = $1
 				WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL`,
 				ts(x.CreatedAt), x.UserID, f.RecoveryCodeHash)
-			if err != nil {
-				return err
-			}
-			if tag.RowsAffected() == 0 {
-				return auth.ErrFactorUsed
-			}
 		}
-		if err := scanSessionID(tx.QueryRow(ctx, insertSession, insertSessionArgs(x)...), &sessionID); err != nil {
-			return err
-		}
+		b.Queue(insertSession, insertSessionArgs(x)...)
 		for _, k := range keys {
 			// No row is fine: a counter that never counted has nothing to reset.
-			if _, err := tx.Exec(ctx, `UPDATE attempts
+			b.Queue(`UPDATE attempts
 				SET failures = 0, locks = 0, locked_until = NULL, updated_at = $1, version = version + 1
-				WHERE scope = $2 AND key = $3`, ts(x.CreatedAt), k.Scope, k.Key); err != nil {
-				return err
-			}
+				WHERE scope = $2 AND key = $3`, ts(x.CreatedAt), k.Scope, k.Key)
+		}
+		if f.Event != nil {
+			b.Queue(insertEvent, insertEventArgs(f.Event)...)
+		}
+		if err := readFinishBatch(tx.SendBatch(ctx, b), f, len(keys), &sessionID, &eventID); err != nil {
+			return err
 		}
 		// After the resets, in the order given: the counters here (the client IP's
 		// refund) are of other scopes than the resets', so every sign-in locks counter
 		// rows in one order and two sign-ins cannot deadlock on them.
 		for _, st := range f.Counters {
 			if err := applyAttemptStep(ctx, tx, st); err != nil {
-				return err
-			}
-		}
-		if f.Event != nil {
-			if err := tx.QueryRow(ctx, insertEvent, insertEventArgs(f.Event)...).Scan(&eventID); err != nil {
 				return err
 			}
 		}
@@ -319,6 +302,59 @@ func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 	x.ID = sessionID
 	if f.Event != nil {
 		f.Event.ID = eventID
+	}
+	return nil
+}
+
+// readFinishBatch reads FinishSignIn's batch results in the order they were queued,
+// returns the first failure, and always closes the batch.
+func readFinishBatch(br pgx.BatchResults, f *auth.SignInFinish, resets int, sessionID *auth.SessionID, eventID *int64) (err error) {
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	// must reads one conditional statement: no row changed means failed.
+	must := func(failed error) error {
+		tag, err := br.Exec()
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return failed
+		}
+		return nil
+	}
+	if _, err := br.Exec(); err != nil { // the user's lock; a user gone fails the insert below
+		return err
+	}
+	if f.PendingHash != nil {
+		if err := must(auth.ErrPendingGone); err != nil {
+			return err
+		}
+	}
+	if f.TOTPStep > 0 {
+		if err := must(auth.ErrFactorUsed); err != nil {
+			return err
+		}
+	}
+	if f.RecoveryCodeHash != nil {
+		if err := must(auth.ErrFactorUsed); err != nil {
+			return err
+		}
+	}
+	if err := scanSessionID(br.QueryRow(), sessionID); err != nil {
+		return err
+	}
+	for range resets {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+	}
+	if f.Event != nil {
+		if err := br.QueryRow().Scan(eventID); err != nil {
+			return err
+		}
 	}
 	return nil
 }
