@@ -275,7 +275,9 @@ func (b *benchRun) run(ctx context.Context, rep *benchReport) error {
 			stopProfile()
 			stop()
 			<-done
-			return fmt.Errorf("bench %s: %w", strings.ReplaceAll(s.name, "_", " "), err)
+			// %v, not %w: the CLI shows only the message of a domain error, and here
+			// which step failed matters more.
+			return fmt.Errorf("bench %s: %v", strings.ReplaceAll(s.name, "_", " "), err)
 		}
 	}
 	if err := stopProfile(); err != nil {
@@ -356,12 +358,23 @@ func serveOn(ctx context.Context, serve func(context.Context, net.Listener) erro
 // benchToken returns a random bearer secret and its stored form. The Service stores
 // SHA-256 of the secret; a bench that got this wrong would fail loudly at the first
 // request, never measure something else.
-func benchToken() (string, []byte) {
+func benchToken() (string, []byte) { return benchTokenFrom(rand.Reader) }
+
+// benchTokenFrom makes a session token as the Service does: 32 random bytes as
+// base64url, never starting with auth.TokenPrefix, which would make it a personal
+// access token (one random token in 262,144 does; a run makes tens of thousands).
+func benchTokenFrom(r io.Reader) (string, []byte) {
 	raw := make([]byte, 32)
-	_, _ = rand.Read(raw)
-	tok := base64.RawURLEncoding.EncodeToString(raw)
-	h := sha256.Sum256([]byte(tok))
-	return tok, h[:]
+	for {
+		if _, err := io.ReadFull(r, raw); err != nil {
+			panic(err) // crypto/rand does not fail
+		}
+		tok := base64.RawURLEncoding.EncodeToString(raw)
+		if !strings.HasPrefix(tok, auth.TokenPrefix) {
+			h := sha256.Sum256([]byte(tok))
+			return tok, h[:]
+		}
+	}
 }
 
 // createUsers inserts n accounts through the store, all with one precomputed password

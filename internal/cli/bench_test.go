@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/latchkey/latchkey/internal/auth"
 )
 
 // TestBench runs 'latchkey bench' briefly on SQLite and checks that every figure is
@@ -80,6 +85,26 @@ func TestBenchOnly(t *testing.T) {
 	}
 	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
 		t.Fatalf("--cpuprofile file: %v (size %v)", err, fi)
+	}
+}
+
+// TestBenchTokenNeverLooksLikeAnAccessToken: a random draw that encodes to "lk_…" is
+// skipped, so the bench's sessions are never taken for personal access tokens.
+func TestBenchTokenNeverLooksLikeAnAccessToken(t *testing.T) {
+	first := append([]byte{0x96, 0x4f, 0xc0}, make([]byte, 29)...) // "lk_A…" in base64url
+	second := bytes.Repeat([]byte{7}, 32)
+	tok, hash := benchTokenFrom(bytes.NewReader(append(first, second...)))
+	if strings.HasPrefix(tok, auth.TokenPrefix) {
+		t.Fatalf("benchTokenFrom = %q, want no %q prefix", tok, auth.TokenPrefix)
+	}
+	if want := base64.RawURLEncoding.EncodeToString(second); tok != want {
+		t.Fatalf("benchTokenFrom = %q, want the second draw %q", tok, want)
+	}
+	if sum := sha256.Sum256([]byte(tok)); !bytes.Equal(hash, sum[:]) {
+		t.Fatal("benchTokenFrom's hash is not the SHA-256 of its token")
+	}
+	if base64.RawURLEncoding.EncodeToString(first)[:3] != auth.TokenPrefix {
+		t.Fatal("the test's first draw does not start with the prefix: the test proves nothing")
 	}
 }
 
