@@ -145,7 +145,8 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 	// burst of parallel guesses spread over many accounts cannot outrun the per-IP
 	// limit either. Both counts are one write where the store allows; a locked
 	// counter leaves neither counted, since a refused attempt checks no password.
-	if refused, err := s.countFailures(ctx, []limitCount{{ipKey(c.IP), s.cfg.IPLimit}, {key, s.cfg.PasswordLimit}}); err != nil {
+	var ipCount countRecord
+	if refused, err := s.countFailures(ctx, []limitCount{{ipKey(c.IP), s.cfg.IPLimit, &ipCount}, {key, s.cfg.PasswordLimit, nil}}); err != nil {
 		switch {
 		case refused == 0:
 			s.event(ctx, 0, c, "login", "locked_ip", "")
@@ -172,7 +173,7 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 	}
 	// The right password was no failure of the IP's: its count is refunded, in the
 	// sign-in's own transaction when there is no second step.
-	refundIP := AttemptStep{Key: ipKey(c.IP), Step: refundStep(s.cfg.IPLimit).at(s.now())}
+	refundIP := AttemptStep{Key: ipKey(c.IP), Step: refundStep(s.cfg.IPLimit, ipCount).at(s.now())}
 	if _, err := s.store.TOTP(ctx, u.ID); err == nil {
 		resetAccount := AttemptStep{Key: key, Step: stepFunc(resetStep).at(s.now())}
 		if err := s.updateAttempts(ctx, "settling", []AttemptStep{refundIP, resetAccount}); err != nil {
@@ -205,7 +206,7 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 	if err := s.store.FinishSignIn(ctx, fin); errors.Is(err, ErrCredentialsChanged) {
 		// The password changed while this one was checked. It was right, so the IP's
 		// count still goes back; the rolled-back sign-in did not take it.
-		if err := s.refund(ctx, ipKey(c.IP), s.cfg.IPLimit); err != nil {
+		if err := s.refund(ctx, ipKey(c.IP), s.cfg.IPLimit, ipCount); err != nil {
 			return nil, err
 		}
 		return nil, ErrInvalidCredentials

@@ -64,19 +64,31 @@ func (f stepFunc) at(now time.Time) func(AttemptState) (AttemptState, bool, erro
 	return func(prev AttemptState) (AttemptState, bool, error) { return f(prev, now) }
 }
 
+// countRecord is what one count changed, so that a refund can take exactly that back:
+// the counter before the count (after the idle reset) and after it.
+type countRecord struct {
+	before, after AttemptState
+}
+
 // countStep counts one failure, or refuses with RateLimited while the counter is
 // locked; the state written is locked already when this is the last attempt allowed.
-func countStep(p LimitPolicy) stepFunc {
+// When rec is not nil, it records what the count wrote (a store may run the step more
+// than once; the last run is the one written).
+func countStep(p LimitPolicy, rec *countRecord) stepFunc {
 	return func(prev AttemptState, now time.Time) (AttemptState, bool, error) {
-		next := p.effective(prev, now)
-		if next.LockedUntil.After(now) {
-			return next, false, RateLimited(next.LockedUntil.Sub(now))
+		before := p.effective(prev, now)
+		if before.LockedUntil.After(now) {
+			return before, false, RateLimited(before.LockedUntil.Sub(now))
 		}
+		next := before
 		next.Failures++
 		next.UpdatedAt = now
 		if next.Failures >= p.MaxFailures {
 			next.LockedUntil = now.Add(p.lockFor(next.Locks))
 			next.Locks++
+		}
+		if rec != nil {
+			*rec = countRecord{before: before, after: next}
 		}
 		return next, true, nil
 	}
@@ -90,21 +102,33 @@ func resetStep(prev AttemptState, now time.Time) (AttemptState, bool, error) {
 	return AttemptState{UpdatedAt: now}, true, nil
 }
 
-// refundStep takes back one failure counted first by an attempt that turned out not
-// to be one (a right password, or an attempt another counter refused). If the counter
-// is locked only because of such counts — fewer real failures than the limit — the
-// lock it caused goes too, so one success behind a shared IP never leaves the IP locked.
-func refundStep(p LimitPolicy) stepFunc {
+// refundStep takes back the failure that count c recorded, for an attempt that turned
+// out not to be one (a right password, or an attempt another counter refused), as
+// exactly as other writes since allow:
+//   - the lock c set, if it is still the counter's lock, goes with its level (a right
+//     password after a lock ran out must not lock the IP again, twice as long);
+//   - the idle time runs from before c, if nothing was written since (a success must
+//     not keep a counter from being forgotten);
+//   - otherwise, if the counter is locked only because of such counts (fewer real
+//     failures than the limit), that lock goes too, so one success behind a shared IP
+//     never leaves the IP locked.
+func refundStep(p LimitPolicy, c countRecord) stepFunc {
 	return func(prev AttemptState, now time.Time) (AttemptState, bool, error) {
 		if prev.Version == 0 || prev.Failures == 0 {
 			return prev, false, nil
 		}
 		next := prev
 		next.Failures--
-		next.UpdatedAt = now
-		if prev.LockedUntil.After(now) && next.Failures < p.MaxFailures {
+		setByCount := c.after.LockedUntil.After(c.after.UpdatedAt) && prev.LockedUntil.Equal(c.after.LockedUntil)
+		switch {
+		case setByCount:
+			next.LockedUntil, next.Locks = c.before.LockedUntil, c.before.Locks
+		case prev.LockedUntil.After(now) && next.Failures < p.MaxFailures:
 			next.LockedUntil = time.Time{}
 			next.Locks = max(prev.Locks-1, 0)
+		}
+		if prev.UpdatedAt.Equal(c.after.UpdatedAt) {
+			next.UpdatedAt = c.before.UpdatedAt
 		}
 		return next, true, nil
 	}
@@ -168,7 +192,7 @@ func (s *Service) checkLimit(ctx context.Context, key AttemptKey, p LimitPolicy)
 // the counter is locked; otherwise the state after the count, which is locked already
 // when this attempt is the last one allowed.
 func (s *Service) countFailure(ctx context.Context, key AttemptKey, p LimitPolicy) (AttemptState, error) {
-	st, err := s.updateAttempt(ctx, key, "counting", countStep(p))
+	st, err := s.updateAttempt(ctx, key, "counting", countStep(p, nil))
 	if errors.Is(err, errContention) {
 		// Fail closed: never "unlocked" when the count could not be written.
 		return AttemptState{}, RateLimited(time.Second)
@@ -176,10 +200,12 @@ func (s *Service) countFailure(ctx context.Context, key AttemptKey, p LimitPolic
 	return st, err
 }
 
-// limitCount is one counter to count a failure on, under its policy.
+// limitCount is one counter to count a failure on, under its policy; rec, if not
+// nil, receives what the count wrote, for a refund.
 type limitCount struct {
 	key    AttemptKey
 	policy LimitPolicy
+	rec    *countRecord
 }
 
 // countFailures counts one failure first on each counter, in order, committed before
@@ -191,7 +217,7 @@ func (s *Service) countFailures(ctx context.Context, counts []limitCount) (refus
 		now := s.now()
 		steps := make([]AttemptStep, len(counts))
 		for i, c := range counts {
-			steps[i] = AttemptStep{Key: c.key, Step: countStep(c.policy).at(now)}
+			steps[i] = AttemptStep{Key: c.key, Step: countStep(c.policy, c.rec).at(now)}
 		}
 		_, refused, err := u.UpdateAttempts(ctx, steps)
 		switch {
@@ -202,17 +228,24 @@ func (s *Service) countFailures(ctx context.Context, counts []limitCount) (refus
 		}
 		return -1, nil
 	}
+	recs := make([]countRecord, len(counts))
 	for i, c := range counts {
-		_, err := s.countFailure(ctx, c.key, c.policy)
+		_, err := s.updateAttempt(ctx, c.key, "counting", countStep(c.policy, &recs[i]))
+		if errors.Is(err, errContention) {
+			err = RateLimited(time.Second) // fail closed, as countFailure does
+		}
 		if err == nil {
+			if c.rec != nil {
+				*c.rec = recs[i]
+			}
 			continue
 		}
 		if AsError(err) == nil {
 			return -1, err
 		}
 		// A refused attempt checks nothing: take back the counts before this one.
-		for _, d := range counts[:i] {
-			if rerr := s.refund(ctx, d.key, d.policy); rerr != nil {
+		for j, d := range counts[:i] {
+			if rerr := s.refund(ctx, d.key, d.policy, recs[j]); rerr != nil {
 				return -1, rerr
 			}
 		}
@@ -245,9 +278,9 @@ func (s *Service) resetLimit(ctx context.Context, key AttemptKey) error {
 	return err
 }
 
-// refund takes back one failure counted first (see refundStep).
-func (s *Service) refund(ctx context.Context, key AttemptKey, p LimitPolicy) error {
-	_, err := s.updateAttempt(ctx, key, "refunding", refundStep(p))
+// refund takes back the failure count c recorded (see refundStep).
+func (s *Service) refund(ctx context.Context, key AttemptKey, p LimitPolicy, c countRecord) error {
+	_, err := s.updateAttempt(ctx, key, "refunding", refundStep(p, c))
 	return err
 }
 

@@ -280,3 +280,51 @@ func TestNoRequesterTextInOwnerMail(t *testing.T) {
 		t.Fatal("no recovery-request mail to the owner")
 	}
 }
+
+// TestRefundUndoesItsOwnLock: a right password counted first against its IP takes
+// back exactly what that count did. After an IP lock runs out, the failures stay at
+// the limit (for the idle hour), so the next count locks again; a right password must
+// not leave that new, doubled lock behind, sign-in after sign-in. Nor may an attempt
+// refused for its account's lock leave the IP locked, on either store.
+func TestRefundUndoesItsOwnLock(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		cfg := testConfig(t, dbURL)
+		cfg.IPMaxFailures, cfg.PasswordMaxFailures = 3, 2
+		ck := newClock()
+		s := startServer(t, cfg, ck)
+		s.signup(t, "ola", "ola@example.com")
+		s.signup(t, "pia", "pia@example.com")
+		wrong := func(login string) int {
+			return s.call(t, "POST", "/api/v1/login", "", map[string]string{"login": login, "password": "wrong password"}).Status
+		}
+		right := func(login string) int {
+			return s.call(t, "POST", "/api/v1/login", "", map[string]string{"login": login, "password": testPassword}).Status
+		}
+		for i := range 3 {
+			if st := wrong("ghost" + strconv.Itoa(i)); st != 401 {
+				t.Fatalf("wrong password %d = %d, want 401", i, st)
+			}
+		}
+		if st := right("ola"); st != 429 {
+			t.Fatalf("right password while the IP is locked = %d, want 429", st)
+		}
+		ck.Advance(cfg.PasswordLock + time.Second)
+		for i := range 3 {
+			if st := right("ola"); st != 200 {
+				t.Fatalf("right password %d after the IP lock ran out = %d, want 200: a success re-locked the IP", i, st)
+			}
+		}
+		// Once the IP's counter is forgotten (an idle hour), lock ola's account with two
+		// wrong passwords (two of the IP's three), then try ola once more: refused for
+		// the account, it must not count as the IP's third failure.
+		ck.Advance(2 * time.Hour)
+		wrong("ola")
+		wrong("ola")
+		if st := right("ola"); st != 429 {
+			t.Fatalf("right password on a locked account = %d, want 429", st)
+		}
+		if st := right("pia"); st != 200 {
+			t.Fatalf("another account from the same IP = %d, want 200: the refused attempt locked the IP", st)
+		}
+	})
+}
