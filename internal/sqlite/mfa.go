@@ -35,7 +35,7 @@ func (s *Store) PendingTOTP(ctx context.Context, user auth.UserID) (*auth.Pendin
 // credential fails the INSERT on the primary key inside the transaction, so two
 // concurrent confirmations cannot both enable (ErrConflict).
 func (s *Store) EnableTOTP(ctx context.Context, c *auth.TOTPCredential, codeHashes [][]byte, keep auth.SessionID) error {
-	return mapErr("enable totp", s.tx(ctx, func(tx *wtx) error {
+	return mapErr("enable totp", s.write(ctx, func(tx *wtx) error {
 		if _, err := deleteSessions(ctx, tx, c.UserID, keep); err != nil {
 			return err
 		}
@@ -101,7 +101,7 @@ func (s *Store) AdvanceTOTPStepUnbatched(ctx context.Context, user auth.UserID, 
 // other sessions in one transaction, and reports whether a credential existed.
 func (s *Store) DisableMFA(ctx context.Context, user auth.UserID, keep auth.SessionID) (bool, error) {
 	var existed bool
-	err := s.tx(ctx, func(tx *wtx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		if _, err := deleteSessions(ctx, tx, user, keep); err != nil {
 			return err
 		}
@@ -143,7 +143,7 @@ func (s *Store) UseRecoveryCode(ctx context.Context, user auth.UserID, hash []by
 // set. The credential is checked inside the same IMMEDIATE transaction, so a
 // concurrent DisableMFA cannot leave codes behind on an account without TOTP.
 func (s *Store) ReplaceRecoveryCodes(ctx context.Context, user auth.UserID, hashes [][]byte, at time.Time) error {
-	return mapErr("replace recovery codes", s.tx(ctx, func(tx *wtx) error {
+	return mapErr("replace recovery codes", s.write(ctx, func(tx *wtx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx,
 			`SELECT count(*) FROM totp_credentials WHERE user_id = ?`, user).Scan(&n); err != nil {

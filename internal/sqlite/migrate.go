@@ -26,7 +26,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return mapErr("create schema_migrations", err)
 	}
 	for _, m := range ms {
-		err := s.tx(ctx, func(tx *wtx) error {
+		err := s.write(ctx, func(tx *wtx) error {
 			var n int
 			if err := tx.QueryRowContext(ctx,
 				`SELECT count(*) FROM schema_migrations WHERE version = ?`, m.Version).Scan(&n); err != nil {

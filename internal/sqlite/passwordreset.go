@@ -19,7 +19,7 @@ func (s *Store) CreatePasswordReset(ctx context.Context, r *auth.PasswordReset) 
 // transaction, it sets the password and ends every session and every other link.
 func (s *Store) ResetPassword(ctx context.Context, hash []byte, passwordHash string, now time.Time) (auth.UserID, error) {
 	var user auth.UserID
-	err := s.tx(ctx, func(tx *wtx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		err := tx.QueryRowContext(ctx, `UPDATE password_resets SET used_at = ?
 			WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?
 			RETURNING user_id`, micros(now), hash, micros(now)).Scan(&user)

@@ -32,7 +32,7 @@ func (s *Store) OpenRecoveryRequest(ctx context.Context, r *auth.RecoveryRequest
 		opened bool
 		oldest time.Time
 	)
-	err := s.tx(ctx, func(tx *wtx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		opened, oldest = false, time.Time{}
 		for _, c := range []struct {
 			col, val string
@@ -157,7 +157,7 @@ func (s *Store) CancelRecoveryRequest(ctx context.Context, hash []byte, now time
 // working reset link.
 func (s *Store) ApproveRecoveryRequest(ctx context.Context, id auth.RecoveryRequestID, reason string, now time.Time, reset *auth.PasswordReset) (auth.UserID, error) {
 	var user auth.UserID
-	err := s.tx(ctx, func(tx *wtx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		err := tx.QueryRowContext(ctx, `UPDATE recovery_requests SET status = ?, decided_at = ?, reason = ?
 			WHERE id = ? AND status = ? AND user_id IS NOT NULL RETURNING user_id`,
 			auth.RecoveryApproved, micros(now), reason, id, auth.RecoveryVerified).Scan(&user)

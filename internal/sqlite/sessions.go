@@ -113,7 +113,7 @@ func (s *Store) DeleteSession(ctx context.Context, user auth.UserID, id auth.Ses
 // same epoch bump as every other way sessions end, in one transaction.
 func (s *Store) DeleteSessions(ctx context.Context, user auth.UserID, keep auth.SessionID) (int, error) {
 	var n int64
-	err := s.tx(ctx, func(tx *wtx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		var err error
 		n, err = deleteSessions(ctx, tx, user, keep)
 		return err
@@ -129,7 +129,7 @@ func (s *Store) DeleteSessions(ctx context.Context, user auth.UserID, keep auth.
 // It adds one to the user's cred_epoch and gives the kept session the new epoch, so a
 // sign-in that checked the old credentials cannot insert its session or pending login
 // afterwards, and the session that made the change stays current.
-func deleteSessions(ctx context.Context, q execer, user auth.UserID, keep auth.SessionID) (int64, error) {
+func deleteSessions(ctx context.Context, q *wtx, user auth.UserID, keep auth.SessionID) (int64, error) {
 	var epoch int64
 	err := q.QueryRowContext(ctx, `UPDATE users SET cred_epoch = cred_epoch + 1 WHERE id = ?
 		RETURNING cred_epoch`, user).Scan(&epoch)
@@ -261,7 +261,7 @@ func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 	keys := sortedAttemptKeys(f.ResetAttempts)
 
 	var sessionID, eventID int64
-	err := s.tx(ctx, func(tx *wtx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		if f.PendingHash != nil {
 			n, err := rowsAffected(tx.ExecContext(ctx, finishConsumePending, f.PendingHash))
 			if err != nil {

@@ -157,13 +157,6 @@ func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Ro
 	return st.QueryRowContext(ctx, args...)
 }
 
-// execer is what both *sql.DB and a write (*wtx) offer, so helpers serve both.
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // exec runs one write statement, committed in the next batch, and returns how many
 // rows it changed.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
@@ -191,11 +184,6 @@ func (s *Store) insert(ctx context.Context, query string, args ...any) (int64, e
 		return err
 	})
 	return id, err
-}
-
-// tx runs fn as one write: all of it commits, or none of it when fn fails.
-func (s *Store) tx(ctx context.Context, fn func(tx *wtx) error) error {
-	return s.write(ctx, fn)
 }
 
 // retryBusy runs fn again while it fails with SQLITE_BUSY, a bounded number of times.

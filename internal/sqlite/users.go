@@ -85,7 +85,7 @@ func (s *Store) SetAdmin(ctx context.Context, id auth.UserID, admin bool) error 
 // transaction, so no moment exists where the new password is set and a session opened
 // with the old one still works. ErrNotFound for an unknown user.
 func (s *Store) ChangePassword(ctx context.Context, id auth.UserID, hash string, keep auth.SessionID) error {
-	return mapErr("change password", s.tx(ctx, func(tx *wtx) error {
+	return mapErr("change password", s.write(ctx, func(tx *wtx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE id = ?`, hash, id)
 		if err := mustOne(rowsAffected(res, err)); err != nil {
 			return err

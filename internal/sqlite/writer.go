@@ -298,7 +298,7 @@ func call(fn func(*wtx) error, t *wtx) (err error) {
 }
 
 // wtx is one write's view of the write connection inside its batch. It offers what
-// *sql.Tx does for the store's helpers (execer); the context arguments are ignored in
+// *sql.Tx does for the store's helpers; the context arguments are ignored in
 // favour of the writer's, for the reason given at the top of this file. Statements
 // are prepared once on the write connection and kept.
 //
