@@ -192,7 +192,13 @@ func (s *Service) checkLimit(ctx context.Context, key AttemptKey, p LimitPolicy)
 // the counter is locked; otherwise the state after the count, which is locked already
 // when this attempt is the last one allowed.
 func (s *Service) countFailure(ctx context.Context, key AttemptKey, p LimitPolicy) (AttemptState, error) {
-	st, err := s.updateAttempt(ctx, key, "counting", countStep(p, nil))
+	return s.countRecorded(ctx, key, p, nil)
+}
+
+// countRecorded is countFailure that also records, in rec if not nil, what the count
+// wrote, for a refund.
+func (s *Service) countRecorded(ctx context.Context, key AttemptKey, p LimitPolicy, rec *countRecord) (AttemptState, error) {
+	st, err := s.updateAttempt(ctx, key, "counting", countStep(p, rec))
 	if errors.Is(err, errContention) {
 		// Fail closed: never "unlocked" when the count could not be written.
 		return AttemptState{}, RateLimited(time.Second)
@@ -230,10 +236,7 @@ func (s *Service) countFailures(ctx context.Context, counts []limitCount) (refus
 	}
 	recs := make([]countRecord, len(counts))
 	for i, c := range counts {
-		_, err := s.updateAttempt(ctx, c.key, "counting", countStep(c.policy, &recs[i]))
-		if errors.Is(err, errContention) {
-			err = RateLimited(time.Second) // fail closed, as countFailure does
-		}
+		_, err := s.countRecorded(ctx, c.key, c.policy, &recs[i])
 		if err == nil {
 			if c.rec != nil {
 				*c.rec = recs[i]
