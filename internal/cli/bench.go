@@ -79,7 +79,7 @@ type benchFigure struct {
 	P99ms    float64 `json:"p99_ms"`
 	RefP50ms float64 `json:"ref_p50_ms"`
 	RefP99ms float64 `json:"ref_p99_ms"`
-	Errors   int     `json:"errors"`
+	Errors   int     `json:"errors"` // failed operations, measured and reference
 	// StorePerS, for the second-factor step on SQLite only, is the same one-row update
 	// through the store's own write path, where concurrent updates share commits, and
 	// StoreRatio is PerS over it: the like-for-like ratio beside the raw one.
@@ -523,7 +523,7 @@ func bracket(ref, measure func(d time.Duration) loadResult, d time.Duration) (go
 
 func figure(got, ref loadResult) benchFigure {
 	f := benchFigure{PerS: got.perS(), RefPerS: ref.perS(), P50ms: got.pct(0.50), P99ms: got.pct(0.99),
-		RefP50ms: ref.pct(0.50), RefP99ms: ref.pct(0.99), Errors: got.errors}
+		RefP50ms: ref.pct(0.50), RefP99ms: ref.pct(0.99), Errors: got.errors + ref.errors}
 	if f.RefPerS > 0 {
 		f.Ratio = f.PerS / f.RefPerS
 	}
@@ -806,7 +806,6 @@ func (b *benchRun) mfaStep(ctx context.Context) (benchFigure, error) {
 	got, ref := bracket(func(d time.Duration) loadResult { return updates(advance, d) },
 		func(d time.Duration) loadResult { return b.runMFA(ctx, as, &next, d) }, b.o.duration)
 	f := figure(got, ref)
-	f.Errors += ref.errors
 	if unbatched {
 		f.StorePerS = store.perS()
 		if f.StorePerS > 0 {
