@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -140,6 +141,15 @@ func refundStep(p LimitPolicy, c countRecord) stepFunc {
 // in between; on a lost race, start over. It returns the state written (with its new
 // version), or prev when step declined; a refusing step's error comes back unchanged.
 func (s *Service) updateAttempt(ctx context.Context, key AttemptKey, verb string, step stepFunc) (AttemptState, error) {
+	return s.updateAttemptFrom(ctx, key, verb, step, nil)
+}
+
+// updateAttemptFrom is updateAttempt whose first compare-and-swap starts from hint, if
+// not nil: the counter as a store read it a moment ago with other data, which saves
+// the loop its first read. The hint decides nothing. A stale one loses the swap and
+// the loop reads afresh; and when the step would not write from it (a lock, say), it is
+// dropped for a fresh read, so no refusal rests on it.
+func (s *Service) updateAttemptFrom(ctx context.Context, key AttemptKey, verb string, step stepFunc, hint *AttemptState) (AttemptState, error) {
 	if u, ok := s.store.(AttemptUpdater); ok {
 		sts, refused, err := u.UpdateAttempts(ctx, []AttemptStep{{Key: key, Step: step.at(s.now())}})
 		switch {
@@ -152,11 +162,20 @@ func (s *Service) updateAttempt(ctx context.Context, key AttemptKey, verb string
 	}
 	for range maxCASRetries {
 		now := s.now()
-		prev, err := s.store.Attempt(ctx, key)
-		if err != nil {
-			return prev, fmt.Errorf("reading attempt counter %s: %w", key.Scope, err)
+		var prev AttemptState
+		fromHint := hint != nil
+		if fromHint {
+			prev, hint = *hint, nil
+		} else {
+			var err error
+			if prev, err = s.store.Attempt(ctx, key); err != nil {
+				return prev, fmt.Errorf("reading attempt counter %s: %w", key.Scope, err)
+			}
 		}
 		next, write, err := step(prev, now)
+		if fromHint && (err != nil || !write) {
+			continue
+		}
 		if err != nil || !write {
 			return prev, err
 		}
@@ -198,7 +217,12 @@ func (s *Service) countFailure(ctx context.Context, key AttemptKey, p LimitPolic
 // countRecorded is countFailure that also records, in rec if not nil, what the count
 // wrote, for a refund.
 func (s *Service) countRecorded(ctx context.Context, key AttemptKey, p LimitPolicy, rec *countRecord) (AttemptState, error) {
-	st, err := s.updateAttempt(ctx, key, "counting", countStep(p, rec))
+	return s.countFrom(ctx, key, p, rec, nil)
+}
+
+// countFrom is countRecorded starting from hint (see updateAttemptFrom).
+func (s *Service) countFrom(ctx context.Context, key AttemptKey, p LimitPolicy, rec *countRecord, hint *AttemptState) (AttemptState, error) {
+	st, err := s.updateAttemptFrom(ctx, key, "counting", countStep(p, rec), hint)
 	if errors.Is(err, errContention) {
 		// Fail closed: never "unlocked" when the count could not be written.
 		return AttemptState{}, RateLimited(time.Second)
@@ -287,7 +311,16 @@ func (s *Service) refund(ctx context.Context, key AttemptKey, p LimitPolicy, c c
 	return err
 }
 
-func mfaKey(u UserID) AttemptKey { return AttemptKey{Scope: "mfa", Key: fmt.Sprint(int64(u))} }
+// MFACounterScope is the scope of the per-account second-factor counters.
+const MFACounterScope = "mfa"
+
+// MFACounterKey is the key of u's second-factor counter: its Key is u's id in decimal,
+// which a store that reads the counter in a join (see PendingSignIn.MFACounter) relies on.
+func MFACounterKey(u UserID) AttemptKey {
+	return AttemptKey{Scope: MFACounterScope, Key: strconv.FormatInt(int64(u), 10)}
+}
+
+func mfaKey(u UserID) AttemptKey { return MFACounterKey(u) }
 
 func passwordKey(u UserID) AttemptKey {
 	return AttemptKey{Scope: "pw-account", Key: fmt.Sprint(int64(u))}

@@ -237,13 +237,15 @@ type factor struct {
 // them. A wrong factor comes back as ErrInvalidCode, already logged.
 //
 // cred gives the user's TOTP credential (nil when there is none); it may have been
-// read before the count, since only the check of the code must come after it.
+// read before the count, since only the check of the code must come after it. counter,
+// if not nil, is the second-factor counter read with it: the count starts from it
+// (see updateAttemptFrom).
 func (s *Service) checkSecondFactor(ctx context.Context, c Client, u *User, cred func() (*TOTPCredential, error),
-	code, recoveryCode, purpose string) (*factor, AttemptState, error) {
+	counter *AttemptState, code, recoveryCode, purpose string) (*factor, AttemptState, error) {
 	if (code == "") == (recoveryCode == "") {
 		return nil, AttemptState{}, InvalidInput(map[string]string{"code": "enter the code from your app or a recovery code"})
 	}
-	st, err := s.countFailure(ctx, mfaKey(u.ID), s.cfg.MFALimit)
+	st, err := s.countFrom(ctx, mfaKey(u.ID), s.cfg.MFALimit, nil, counter)
 	if err != nil {
 		if e := AsError(err); e != nil && e.Kind == KindRateLimited {
 			s.event(ctx, u.ID, c, purpose, "locked", "")
@@ -376,7 +378,7 @@ func (s *Service) LoginMFA(ctx context.Context, c Client, mfaToken, code, recove
 		return nil, ErrInvalidMFAToken // the password or MFA changed since the password step
 	}
 	cred := func() (*TOTPCredential, error) { return ps.TOTP, nil }
-	f, st, err := s.checkSecondFactor(ctx, c, u, cred, code, recoveryCode, "login_mfa")
+	f, st, err := s.checkSecondFactor(ctx, c, u, cred, ps.MFACounter, code, recoveryCode, "login_mfa")
 	if err != nil {
 		return nil, err
 	}
@@ -446,7 +448,7 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 	}
 	if st.Enabled {
 		cred := func() (*TOTPCredential, error) { return s.totpCredential(ctx, p.User.ID) }
-		f, counted, err := s.checkSecondFactor(ctx, c, p.User, cred, code, recoveryCode, "reauth")
+		f, counted, err := s.checkSecondFactor(ctx, c, p.User, cred, nil, code, recoveryCode, "reauth")
 		if err != nil {
 			return time.Time{}, err
 		}

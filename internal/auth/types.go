@@ -126,6 +126,10 @@ type PendingSignIn struct {
 	Pending PendingLogin
 	User    User
 	TOTP    *TOTPCredential
+	// MFACounter, when a store reads it in the same query, is the account's
+	// second-factor attempt counter (the zero state if it has none): a starting point
+	// for the count's compare-and-swap, never a decision. Nil means not read.
+	MFACounter *AttemptState
 }
 
 // PasswordReset is an emailed single-use reset link; only its SHA-256 is stored.

@@ -53,10 +53,11 @@ func (s *Store) SaveAttempt(ctx context.Context, key auth.AttemptKey, prev, next
 	return one(n), nil
 }
 
-// applyAttemptStep reads st's counter locked (FOR UPDATE) inside tx, runs the step and
-// writes what it returns, so nothing comes between the read and the write until tx
-// ends. A refusing step's error comes back unchanged, having written nothing.
-func applyAttemptStep(ctx context.Context, tx pgx.Tx, st auth.AttemptStep) error {
+// applyAttemptStep reads st's counter locked (FOR UPDATE) inside the transaction tx is
+// in, runs the step and writes what it returns, so nothing comes between the read and
+// the write until the transaction ends. A refusing step's error comes back unchanged,
+// having written nothing.
+func applyAttemptStep(ctx context.Context, tx querier, st auth.AttemptStep) error {
 	var prev auth.AttemptState
 	err := tx.QueryRow(ctx, `SELECT failures, locks, locked_until, updated_at, version
 		FROM attempts WHERE scope = $1 AND key = $2 FOR UPDATE`, st.Key.Scope, st.Key.Key).

@@ -101,6 +101,53 @@ func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return s.pool.withConn(ctx, func(c *pgx.Conn) error { return pgx.BeginFunc(ctx, c, fn) })
 }
 
+// batchTx runs one transaction whose BEGIN travels in b's round trip: BEGIN and b's
+// statements go out together, read takes b's results in the order queued, then fn, if
+// not nil, may run more statements in the transaction, and COMMIT ends it. That is two
+// round trips where tx and a batch take three. Any error rolls the transaction back;
+// a connection that cannot roll back (its context ended) is closed by pgx, or left in
+// its transaction and so destroyed by the pool, never reused half-way.
+func (s *Store) batchTx(ctx context.Context, b *pgx.Batch, read func(pgx.BatchResults) error, fn func(querier) error) error {
+	full := &pgx.Batch{QueuedQueries: append([]*pgx.QueuedQuery{{SQL: "BEGIN"}}, b.QueuedQueries...)}
+	return s.pool.withConn(ctx, func(c *pgx.Conn) (err error) {
+		defer func() {
+			if err != nil && c.PgConn().TxStatus() != 'I' && !c.IsClosed() {
+				_, _ = c.Exec(ctx, "ROLLBACK")
+			}
+		}()
+		if err := readBatch(c.SendBatch(ctx, full), read); err != nil {
+			return err
+		}
+		if fn != nil {
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+		tag, err := c.Exec(ctx, "COMMIT")
+		if err != nil {
+			return err
+		}
+		if tag.String() != "COMMIT" { // a transaction that had failed answers ROLLBACK
+			return pgx.ErrTxCommitRollback
+		}
+		return nil
+	})
+}
+
+// readBatch reads BEGIN's result and then the rest with read, returns the first
+// failure, and always closes the batch.
+func readBatch(br pgx.BatchResults, read func(pgx.BatchResults) error) (err error) {
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if _, err := br.Exec(); err != nil {
+		return err
+	}
+	return read(br)
+}
+
 // mapErr turns constraint violations into the auth package's errors and wraps
 // everything else with what was being done. It never hides an error.
 func mapErr(op string, err error) error {

@@ -401,6 +401,34 @@ func pendingLogin(t *testing.T, s auth.Store, h []byte) (*auth.PendingLogin, err
 	return &ps.Pending, nil
 }
 
+// checkMFACounter checks PendingSignIn's optional counter: when a store reads it, it is
+// the account's own second-factor counter exactly as Attempt reads it.
+func checkMFACounter(t *testing.T, s auth.Store, ps *auth.PendingSignIn, u auth.UserID) {
+	t.Helper()
+	if ps.MFACounter == nil {
+		return // not read: the count reads it itself
+	}
+	want, err := s.Attempt(ctx(t), auth.MFACounterKey(u))
+	noErr(t, "Attempt(mfa)", err)
+	got := *ps.MFACounter
+	if got.Failures != want.Failures || got.Locks != want.Locks || got.Version != want.Version ||
+		!got.LockedUntil.Equal(want.LockedUntil) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+		t.Fatalf("PendingSignIn's MFA counter = %+v, want %+v as Attempt reads it", got, want)
+	}
+}
+
+// saveAttempt writes st to key's counter, whatever it held.
+func saveAttempt(t *testing.T, s auth.Store, key auth.AttemptKey, st auth.AttemptState) {
+	t.Helper()
+	prev, err := s.Attempt(ctx(t), key)
+	noErr(t, "Attempt", err)
+	won, err := s.SaveAttempt(ctx(t), key, prev, st)
+	noErr(t, "SaveAttempt", err)
+	if !won {
+		t.Fatalf("SaveAttempt(%v) lost with no one else writing", key)
+	}
+}
+
 func testPendingLogins(t *testing.T, s auth.Store) {
 	alice := mustUser(t, s, "alice")
 	p := &auth.PendingLogin{TokenHash: hash("p"), UserID: alice.ID, CreatedAt: t0(),
@@ -437,6 +465,16 @@ func testPendingLogins(t *testing.T, s auth.Store) {
 		!ps.TOTP.CreatedAt.Equal(t0()) || ps.User.CredEpoch != u.CredEpoch {
 		t.Fatalf("PendingSignIn with TOTP = %+v (user %+v), want credential %+v", ps.TOTP, ps.User, cred)
 	}
+	checkMFACounter(t, s, ps, alice.ID)
+	// A counter of the account, and counters of other scopes and accounts beside it.
+	bob := mustUser(t, s, "bob")
+	for _, k := range []auth.AttemptKey{auth.MFACounterKey(bob.ID), {Scope: "pw-account", Key: auth.MFACounterKey(alice.ID).Key}} {
+		saveAttempt(t, s, k, auth.AttemptState{Failures: 4, Locks: 2, LockedUntil: at(time.Hour), UpdatedAt: at(time.Second)})
+	}
+	saveAttempt(t, s, auth.MFACounterKey(alice.ID), auth.AttemptState{Failures: 3, Locks: 1, LockedUntil: at(time.Minute), UpdatedAt: at(2 * time.Second)})
+	ps, err = s.PendingSignIn(ctx(t), hash("p"))
+	noErr(t, "PendingSignIn(with a counter)", err)
+	checkMFACounter(t, s, ps, alice.ID)
 	noErr(t, "CreatePendingLogin(second)", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{
 		TokenHash: hash("q"), UserID: alice.ID, CreatedAt: t0(), ExpiresAt: at(time.Minute), CredEpoch: u.CredEpoch}))
 

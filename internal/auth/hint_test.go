@@ -1,0 +1,96 @@
+package auth_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/postgres"
+	"github.com/latchkey/latchkey/internal/storetest"
+)
+
+// TestCountFromAHint runs the compare-and-swap count on PostgreSQL (a store without
+// AttemptUpdater) from hints that are right, stale, absent or wrong: the counter must
+// end exactly as a count from a fresh read would leave it, and a hint never refuses.
+func TestCountFromAHint(t *testing.T) {
+	st, err := postgres.Open(t.Context(), storetest.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	svc := auth.New(auth.Config{}, auth.Deps{Store: st, Clock: func() time.Time { return now }})
+	p := svc.Config().MFALimit
+	read := func(k auth.AttemptKey) auth.AttemptState {
+		t.Helper()
+		a, err := st.Attempt(t.Context(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	count := func(k auth.AttemptKey, hint *auth.AttemptState) (auth.AttemptState, error) {
+		t.Helper()
+		return svc.CountFrom(t.Context(), k, p, hint)
+	}
+	wantFailures := func(name string, k auth.AttemptKey, failures int, version int64) {
+		t.Helper()
+		if a := read(k); a.Failures != failures || a.Version != version {
+			t.Fatalf("%s: counter = %+v, want %d failures at version %d", name, a, failures, version)
+		}
+	}
+
+	// Right hints, from no row and from a row.
+	k := auth.MFACounterKey(1)
+	if _, err := count(k, &auth.AttemptState{}); err != nil {
+		t.Fatalf("count from the zero hint = %v", err)
+	}
+	wantFailures("right zero hint", k, 1, 1)
+	h := read(k)
+	if _, err := count(k, &h); err != nil {
+		t.Fatalf("count from a right hint = %v", err)
+	}
+	wantFailures("right hint", k, 2, 2)
+
+	// Stale hints lose the swap and count from a fresh read: one failure each, none lost.
+	if _, err := count(k, &h); err != nil {
+		t.Fatalf("count from a stale hint = %v", err)
+	}
+	wantFailures("stale hint", k, 3, 3)
+	if _, err := count(k, &auth.AttemptState{}); err != nil {
+		t.Fatalf("count from a zero hint with a row stored = %v", err)
+	}
+	wantFailures("zero hint over a row", k, 4, 4)
+
+	// A hint that says locked when the counter is not: the fresh read decides.
+	k2 := auth.MFACounterKey(2)
+	locked := auth.AttemptState{Failures: 5, Locks: 1, LockedUntil: now.Add(time.Minute), UpdatedAt: now, Version: 7}
+	if _, err := count(k2, &locked); err != nil {
+		t.Fatalf("count from a hint that says locked, with the counter clear = %v, want counted", err)
+	}
+	wantFailures("locked hint over a clear counter", k2, 1, 1)
+
+	// And the count locks at the fifth failure and refuses the sixth, from hints or not.
+	for i := 2; i <= 5; i++ {
+		h := read(k2)
+		if _, err := count(k2, &h); err != nil {
+			t.Fatalf("failure %d = %v", i, err)
+		}
+	}
+	if a := read(k2); a.Failures != 5 || !a.LockedUntil.After(now) {
+		t.Fatalf("after five failures = %+v, want locked", a)
+	}
+	h = read(k2)
+	_, err = count(k2, &h)
+	if e := auth.AsError(err); e == nil || e.Kind != auth.KindRateLimited {
+		t.Fatalf("sixth failure while locked = %v, want rate limited", err)
+	}
+	_, err = count(k2, &auth.AttemptState{})
+	if e := auth.AsError(err); e == nil || e.Kind != auth.KindRateLimited {
+		t.Fatalf("sixth failure from a clear hint while locked = %v, want rate limited", err)
+	}
+	wantFailures("refused while locked", k2, 5, 5)
+}
