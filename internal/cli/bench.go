@@ -85,6 +85,12 @@ type benchFigure struct {
 	// StoreRatio is PerS over it: the like-for-like ratio beside the raw one.
 	StorePerS  float64 `json:"store_per_s,omitempty"`
 	StoreRatio float64 `json:"store_ratio,omitempty"`
+	// DirectPerS, for the second-factor step, is the same step called on the Service
+	// in the bench's process, without HTTP: the same rules and store calls. DirectRatio
+	// is it over its own reference, measured beside it: how close the step could come
+	// if HTTP cost nothing, so what is left is the database's.
+	DirectPerS  float64 `json:"direct_per_s,omitempty"`
+	DirectRatio float64 `json:"direct_ratio,omitempty"`
 }
 
 // floodFigure is the answer of a server to a burst of simultaneous sign-ins.
@@ -192,6 +198,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			f.name, f.f.PerS, f.f.RefPerS, f.f.Ratio, f.f.P50ms, f.f.P99ms, f.f.RefP50ms, f.f.RefP99ms, f.f.Errors)
 		if f.f.StorePerS > 0 {
 			fmt.Fprintf(stdout, " store_per_s=%.1f store_ratio=%.3f", f.f.StorePerS, f.f.StoreRatio)
+		}
+		if f.f.DirectPerS > 0 {
+			fmt.Fprintf(stdout, " direct_per_s=%.1f direct_ratio=%.3f", f.f.DirectPerS, f.f.DirectRatio)
 		}
 		fmt.Fprintln(stdout)
 	}
@@ -660,9 +669,10 @@ func (b *benchRun) signin(ctx context.Context) (benchFigure, error) {
 
 // mfaAccount is an enrolled account with a pending login awaiting its code.
 type mfaAccount struct {
-	id     auth.UserID
-	secret []byte
-	body   []byte
+	id          auth.UserID
+	secret      []byte
+	body        []byte
+	token, code string
 }
 
 // enrol creates n accounts and turns TOTP on for each through the Service at the
@@ -717,7 +727,8 @@ func (b *benchRun) pend(ctx context.Context, as []mfaAccount) error {
 		if err := b.app.Store.CreatePendingLogin(ctx, p); err != nil {
 			return err
 		}
-		as[i].body, _ = json.Marshal(map[string]string{"mfa_token": tok, "code": totp.Code(as[i].secret, totp.Step(now))})
+		as[i].token, as[i].code = tok, totp.Code(as[i].secret, totp.Step(now))
+		as[i].body, _ = json.Marshal(map[string]string{"mfa_token": as[i].token, "code": as[i].code})
 		return nil
 	})
 }
@@ -731,6 +742,22 @@ func (b *benchRun) runMFA(ctx context.Context, as []mfaAccount, next *atomic.Int
 			return errExhausted
 		}
 		return b.do("POST", b.url+"/api/v1/login/mfa", "", as[k].body, 200, nil)
+	})
+}
+
+// runMFADirect is runMFA through the Service's LoginMFA in this process, without HTTP.
+func (b *benchRun) runMFADirect(ctx context.Context, as []mfaAccount, next *atomic.Int64, d time.Duration) loadResult {
+	c := auth.Client{IP: "127.0.0.1", UserAgent: "latchkey bench"}
+	return load(ctx, b.o.concurrency, d, func(worker, i int) error {
+		k := int(next.Add(1)) - 1
+		if k >= len(as) {
+			return errExhausted
+		}
+		res, err := b.app.Service.LoginMFA(ctx, c, as[k].token, as[k].code, "")
+		if err == nil && res.Status != auth.StatusAuthenticated {
+			err = fmt.Errorf("LoginMFA status %q, want %q", res.Status, auth.StatusAuthenticated)
+		}
+		return err
 	})
 }
 
@@ -813,6 +840,26 @@ func (b *benchRun) mfaStep(ctx context.Context) (benchFigure, error) {
 		}
 		f.Errors += store.errors
 	}
+
+	// The same step without HTTP, beside its own reference, for half as long: enough
+	// accounts for twice the pilot's rate.
+	n = int(2*pr.perS()*b.o.duration.Seconds()*1.3/2) + 2*w
+	n = min(n, 200000)
+	b.clock.Store(t.UnixNano())
+	ds, err := b.enrol(ctx, "d", n)
+	if err != nil {
+		return benchFigure{}, err
+	}
+	b.clock.Store(t.Add(totp.Period * time.Second).UnixNano())
+	if err := b.pend(ctx, ds); err != nil {
+		return benchFigure{}, err
+	}
+	next.Store(0)
+	dgot, dref := bracket(func(d time.Duration) loadResult { return updates(advance, d) },
+		func(d time.Duration) loadResult { return b.runMFADirect(ctx, ds, &next, d) }, b.o.duration/2)
+	direct := figure(dgot, dref)
+	f.DirectPerS, f.DirectRatio = direct.PerS, direct.Ratio
+	f.Errors += direct.Errors
 	return f, nil
 }
 

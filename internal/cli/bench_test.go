@@ -31,7 +31,7 @@ func TestBench(t *testing.T) {
 	want := map[string][]string{
 		"session_check":   {"per_s", "ref_per_s", "ratio", "p50_ms", "p99_ms"},
 		"password_signin": {"per_s", "ref_per_s", "ratio", "p50_ms", "p99_ms"},
-		"mfa_step":        {"per_s", "ref_per_s", "ratio", "p50_ms", "p99_ms"},
+		"mfa_step":        {"per_s", "ref_per_s", "ratio", "p50_ms", "p99_ms", "direct_per_s", "direct_ratio"},
 		"flood":           {"requests", "peak_rss_mib", "answered"},
 	}
 	for _, line := range strings.Split(out.String(), "\n") {
