@@ -516,16 +516,25 @@ const bracketRounds = 2
 // then see the same machine on average, and the ratio measures Latchkey rather than
 // the moment. (Measured one after the other, the same build's sign-in ratio ranged
 // 0.72–0.95; its reference alone moved 51–81 hashes/s within one run.)
+//
+// In a --cpuprofile, the reference's samples carry the label side=ref, and those of
+// the measurement's clients side=measure; the server's own goroutines, and the
+// runtime's, carry none. So `go tool pprof -tagignore side=ref` leaves out the
+// reference's own work, whatever it spawned.
 func bracket(ref, measure func(d time.Duration) loadResult, d time.Duration) (got, r loadResult) {
 	slice := d / bracketRounds
-	r = ref(slice / 2)
+	side := func(name string, f func(time.Duration) loadResult, d time.Duration) (res loadResult) {
+		pprof.Do(context.Background(), pprof.Labels("side", name), func(context.Context) { res = f(d) })
+		return res
+	}
+	r = side("ref", ref, slice/2)
 	for i := range bracketRounds {
-		got = merge(got, measure(slice))
+		got = merge(got, side("measure", measure, slice))
 		end := slice
 		if i == bracketRounds-1 {
 			end = slice / 2
 		}
-		r = merge(r, ref(end))
+		r = merge(r, side("ref", ref, end))
 	}
 	return got, r
 }
