@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,9 @@ func TestCountFromAHint(t *testing.T) {
 	if err := st.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	if _, ok := auth.Store(st).(auth.AttemptUpdater); ok {
+		t.Fatal("the PostgreSQL store is an AttemptUpdater: this test would not reach the hint")
+	}
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	svc := auth.New(auth.Config{}, auth.Deps{Store: st, Clock: func() time.Time { return now }})
 	p := svc.Config().MFALimit
@@ -32,9 +36,16 @@ func TestCountFromAHint(t *testing.T) {
 		}
 		return a
 	}
+	// count counts from hint and checks that what it returns is what it stored.
 	count := func(k auth.AttemptKey, hint *auth.AttemptState) (auth.AttemptState, error) {
 		t.Helper()
-		return svc.CountFrom(t.Context(), k, p, hint)
+		got, err := svc.CountFrom(t.Context(), k, p, hint)
+		if err == nil {
+			if stored := read(k); got != stored {
+				t.Fatalf("count returned %+v, but the store holds %+v", got, stored)
+			}
+		}
+		return got, err
 	}
 	wantFailures := func(name string, k auth.AttemptKey, failures int, version int64) {
 		t.Helper()
@@ -93,4 +104,47 @@ func TestCountFromAHint(t *testing.T) {
 		t.Fatalf("sixth failure from a clear hint while locked = %v, want rate limited", err)
 	}
 	wantFailures("refused while locked", k2, 5, 5)
+
+	// 200 parallel counts from one shared hint: exactly five are counted, one of them
+	// returns the locked state (the one that locks, for the owner's mail), and the rest
+	// are refused.
+	for _, start := range []int{0, 2} {
+		k := auth.MFACounterKey(auth.UserID(10 + start))
+		for range start {
+			if _, err := count(k, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		shared := read(k)
+		var mu sync.Mutex
+		counted, locking, refused := 0, 0, 0
+		var wg sync.WaitGroup
+		for range 200 {
+			wg.Go(func() {
+				h := shared
+				st, err := svc.CountFrom(t.Context(), k, p, &h)
+				mu.Lock()
+				defer mu.Unlock()
+				switch e := auth.AsError(err); {
+				case err == nil:
+					counted++
+					if st.LockedUntil.After(now) {
+						locking++
+					}
+				case e != nil && e.Kind == auth.KindRateLimited:
+					refused++
+				default:
+					t.Errorf("parallel count = %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if want := p.MaxFailures - start; counted != want || locking != 1 || refused != 200-want {
+			t.Fatalf("from %d failures, 200 parallel counts: %d counted (want %d), %d locking (want 1), %d refused",
+				start, counted, want, locking, refused)
+		}
+		if a := read(k); a.Failures != p.MaxFailures || !a.LockedUntil.After(now) {
+			t.Fatalf("after the parallel counts the counter = %+v, want %d failures and locked", a, p.MaxFailures)
+		}
+	}
 }

@@ -160,7 +160,12 @@ func (s *Service) updateAttemptFrom(ctx context.Context, key AttemptKey, verb st
 		}
 		return sts[0], nil
 	}
-	for range maxCASRetries {
+	// The hint's pass comes on top of the retries: it is a read saved, not a race lost.
+	passes := maxCASRetries
+	if hint != nil {
+		passes++
+	}
+	for range passes {
 		now := s.now()
 		var prev AttemptState
 		fromHint := hint != nil

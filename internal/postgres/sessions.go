@@ -295,9 +295,9 @@ func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 	if f.Event != nil {
 		b.Queue(insertEvent, insertEventArgs(f.Event)...)
 	}
-	var counters func(querier) error
+	var counters func(pgx.Tx) error
 	if len(f.Counters) > 0 {
-		counters = func(q querier) error {
+		counters = func(q pgx.Tx) error {
 			// After the resets, in the order given: the counters here (the client IP's
 			// refund) are of other scopes than the resets', so every sign-in locks
 			// counter rows in one order and two sign-ins cannot deadlock on them.

@@ -101,36 +101,33 @@ func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return s.pool.withConn(ctx, func(c *pgx.Conn) error { return pgx.BeginFunc(ctx, c, fn) })
 }
 
-// batchTx runs one transaction whose BEGIN travels in b's round trip: BEGIN and b's
-// statements go out together, read takes b's results in the order queued, then fn, if
-// not nil, may run more statements in the transaction, and COMMIT ends it. That is two
-// round trips where tx and a batch take three. Any error rolls the transaction back;
-// a connection that cannot roll back (its context ended) is closed by pgx, or left in
-// its transaction and so destroyed by the pool, never reused half-way.
-func (s *Store) batchTx(ctx context.Context, b *pgx.Batch, read func(pgx.BatchResults) error, fn func(querier) error) error {
-	full := &pgx.Batch{QueuedQueries: append([]*pgx.QueuedQuery{{SQL: "BEGIN"}}, b.QueuedQueries...)}
+// batchTx runs one transaction whose BEGIN travels in b's round trip (pgx's
+// Batch.BeginTx): BEGIN and b's statements go out together, read takes b's results in
+// the order queued, then fn, if not nil, may run more statements in the transaction,
+// and COMMIT ends it. That is two round trips where tx and a batch take three. Any
+// error rolls the transaction back; pgx closes a connection whose rollback fails, and
+// the pool destroys one left inside a transaction, so none is reused half-way.
+func (s *Store) batchTx(ctx context.Context, b *pgx.Batch, read func(pgx.BatchResults) error, fn func(pgx.Tx) error) error {
+	full := &pgx.Batch{}
+	full.BeginTx(pgx.TxOptions{})
+	full.QueuedQueries = append(full.QueuedQueries, b.QueuedQueries...)
 	return s.pool.withConn(ctx, func(c *pgx.Conn) (err error) {
+		br := c.SendBatch(ctx, full)
+		tx := br.Tx()
 		defer func() {
-			if err != nil && c.PgConn().TxStatus() != 'I' && !c.IsClosed() {
-				_, _ = c.Exec(ctx, "ROLLBACK")
+			if err != nil {
+				_ = tx.Rollback(ctx) // after the batch is closed; a no-op on a closed transaction
 			}
 		}()
-		if err := readBatch(c.SendBatch(ctx, full), read); err != nil {
+		if err := readBatch(br, read); err != nil {
 			return err
 		}
 		if fn != nil {
-			if err := fn(c); err != nil {
+			if err := fn(tx); err != nil {
 				return err
 			}
 		}
-		tag, err := c.Exec(ctx, "COMMIT")
-		if err != nil {
-			return err
-		}
-		if tag.String() != "COMMIT" { // a transaction that had failed answers ROLLBACK
-			return pgx.ErrTxCommitRollback
-		}
-		return nil
+		return tx.Commit(ctx)
 	})
 }
 

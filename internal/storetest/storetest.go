@@ -1774,6 +1774,31 @@ func testFinishSignIn(t *testing.T, s auth.Store) {
 			f.Counters = append(f.Counters, auth.AttemptStep{Key: auth.AttemptKey{Scope: "pw-ip", Key: "refusing"}, Step: refuseStep})
 		}, errStepRefused},
 	}
+	// A context that ends between the finish's statements and its commit: all or
+	// nothing. (SQLite's group commit finishes a write it has started whatever the
+	// context says; PostgreSQL's COMMIT fails and rolls back.) The store serves the
+	// next finish either way: no connection is left inside the transaction.
+	t.Run("context ends before commit", func(t *testing.T) {
+		fx := newFinishFixture(t, s, "cancel")
+		f := fx.finish("cancel-session")
+		c, cancel := context.WithCancel(ctx(t))
+		defer cancel()
+		f.Counters = append(f.Counters, auth.AttemptStep{Key: auth.AttemptKey{Scope: "pw-ip", Key: "cancel"},
+			Step: func(prev auth.AttemptState) (auth.AttemptState, bool, error) { cancel(); return prev, false, nil }})
+		before := fx.state(t, s)
+		err := s.FinishSignIn(c, f)
+		after := fx.state(t, s)
+		_, serr := s.SessionByTokenHash(ctx(t), f.Session.TokenHash)
+		switch {
+		case err != nil && after != before:
+			t.Fatalf("FinishSignIn failed (%v) but changed the store:\n got %s\nwant %s", err, after, before)
+		case err == nil && (serr != nil || after == before):
+			t.Fatalf("FinishSignIn succeeded but its session reads %v and the store did not change", serr)
+		}
+		again := newFinishFixture(t, s, "after-cancel")
+		noErr(t, "FinishSignIn after a cancelled one", s.FinishSignIn(ctx(t), again.finish("after-cancel-session")))
+	})
+
 	for i, c := range failures {
 		t.Run(c.name, func(t *testing.T) {
 			fx := newFinishFixture(t, s, fmt.Sprintf("f%d", i))
