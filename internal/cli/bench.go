@@ -520,7 +520,10 @@ const bracketRounds = 2
 // In a --cpuprofile, the reference's samples carry the label side=ref, and those of
 // the measurement's clients side=measure; the server's own goroutines, and the
 // runtime's, carry none. So `go tool pprof -tagignore side=ref` leaves out the
-// reference's own work, whatever it spawned.
+// reference's own work, whatever it spawned: all of it for the sign-in's argon2id and
+// the second-factor step's updates, but only the clients for the session check, whose
+// bare reference handler runs in server goroutines (labelling those per request would
+// slow the reference).
 func bracket(ref, measure func(d time.Duration) loadResult, d time.Duration) (got, r loadResult) {
 	slice := d / bracketRounds
 	side := func(name string, f func(time.Duration) loadResult, d time.Duration) (res loadResult) {
