@@ -360,3 +360,41 @@ func TestConcurrentClose(t *testing.T) {
 		t.Fatalf("write after Close = %v, want errStoreClosed", err)
 	}
 }
+
+// TestCommitDelayOnlyUnderConcurrency: a client writing one thing after another makes
+// batches wait for company at most maxWaitCredit times (what the store's opening left),
+// while concurrent writers make them wait, and then share commits.
+func TestCommitDelayOnlyUnderConcurrency(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	before := s.w.delayed.Load()
+	const seq = 60
+	for i := range seq {
+		if err := s.CreateUser(ctx, newUser(fmt.Sprintf("seq%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := s.w.delayed.Load() - before; d > maxWaitCredit {
+		t.Fatalf("%d sequential writes waited for company %d times, want at most what an earlier burst left", seq, d)
+	}
+
+	before, batches := s.w.delayed.Load(), s.w.batches.Load()
+	const workers, each = 8, 25
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				if err := s.CreateUser(ctx, newUser(fmt.Sprintf("c%d-%d", w, i))); err != nil {
+					t.Errorf("CreateUser = %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	delayed, commits := s.w.delayed.Load()-before, s.w.batches.Load()-batches
+	if delayed == 0 || commits >= workers*each {
+		t.Fatalf("%d concurrent writes: %d delayed batches, %d commits; want some delayed and fewer commits than writes",
+			workers*each, delayed, commits)
+	}
+	t.Logf("%d concurrent writes in %d commits, %d of them delayed", workers*each, commits, delayed)
+}
