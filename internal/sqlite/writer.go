@@ -46,18 +46,18 @@ import (
 // on the CI machine that was several per cent of sign-in throughput (0.93 with the
 // file on tmpfs, against 0.88 on disk).
 //
-// So a batch smaller than smallBatch may wait up to commitDelay for more writes before
-// it commits, but only while waiting pays: the writer holds a credit of waits, set to
-// maxWaitCredit whenever a write turns out to have been sent before the last batch's
-// callers heard back (so by a concurrent writer) or a wait caught a write, and one less
-// after a wait that caught none. A lone client writing one thing after
-// another sends its next write only after the last one's answer, so it never sets the
-// credit, its waits catch nothing, and the credit left by an earlier burst is gone
-// after maxWaitCredit of them. Durability is unchanged: no caller
-// hears its result before the commit.
+// So a batch of one write may wait up to commitDelay for a second before it commits,
+// but only while waiting pays: the writer holds a credit of waits, set to maxWaitCredit
+// whenever a write turns out to have been sent before the last batch's callers heard
+// back (so by a concurrent writer) or a wait caught a write, and one less after a wait
+// that caught none. The wait ends at the first write it catches. A lone client writing
+// one thing after another sends its next write only after the last one's answer, so it
+// never sets the credit, its waits catch nothing, and the credit left by an earlier
+// burst is gone after maxWaitCredit of them. Clients in lockstep (their writes already
+// share a batch) never wait. Durability is unchanged: no caller hears its result before
+// the commit.
 const (
 	commitDelay   = 5 * time.Millisecond
-	smallBatch    = 4
 	maxWaitCredit = 8
 )
 
@@ -163,22 +163,13 @@ func (s *Store) write(ctx context.Context, fn func(*wtx) error) error {
 func (w *writer) loop() {
 	defer close(w.done)
 	batch := make([]*writeOp, 0, maxBatch)
-	credit := 0 // how many more small batches may wait (see commitDelay)
+	credit := 0 // how many more batches of one may wait (see commitDelay)
 	for {
 		select {
 		case op := <-w.ops:
 			batch = append(batch[:0], op)
-			if op.sent.Before(w.answered) {
-				// Sent before the last batch's callers heard back: another writer's.
-				credit = maxWaitCredit
-			}
-		default:
-			select {
-			case op := <-w.ops:
-				batch = append(batch[:0], op)
-			case <-w.quit:
-				return
-			}
+		case <-w.quit:
+			return
 		}
 	gather:
 		for len(batch) < maxBatch {
@@ -189,9 +180,15 @@ func (w *writer) loop() {
 				break gather
 			}
 		}
-		if w.delay > 0 && len(batch) < smallBatch && credit > 0 {
-			n := len(batch)
-			if batch = w.wait(batch); len(batch) > n {
+		for _, op := range batch {
+			if op.sent.Before(w.answered) {
+				// Sent before the last batch's callers heard back: by another writer.
+				credit = maxWaitCredit
+				break
+			}
+		}
+		if w.delay > 0 && len(batch) == 1 && credit > 0 {
+			if batch = w.wait(batch); len(batch) > 1 {
 				credit = maxWaitCredit
 			} else {
 				credit--
@@ -201,19 +198,25 @@ func (w *writer) loop() {
 	}
 }
 
-// wait adds to a small batch the writes that arrive within w.delay, until it holds
-// smallBatch or the store closes.
+// wait adds to a batch of one the first write that arrives within w.delay, with any
+// others already waiting behind it, unless the store closes first.
 func (w *writer) wait(batch []*writeOp) []*writeOp {
 	w.delayed.Add(1)
 	t := time.NewTimer(w.delay)
 	defer t.Stop()
-	for len(batch) < smallBatch {
+	select {
+	case op := <-w.ops:
+		batch = append(batch, op)
+	case <-t.C:
+		return batch
+	case <-w.quit:
+		return batch
+	}
+	for len(batch) < maxBatch {
 		select {
 		case op := <-w.ops:
 			batch = append(batch, op)
-		case <-t.C:
-			return batch
-		case <-w.quit:
+		default:
 			return batch
 		}
 	}
