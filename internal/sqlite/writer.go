@@ -171,15 +171,7 @@ func (w *writer) loop() {
 		case <-w.quit:
 			return
 		}
-	gather:
-		for len(batch) < maxBatch {
-			select {
-			case op := <-w.ops:
-				batch = append(batch, op)
-			default:
-				break gather
-			}
-		}
+		batch = w.gather(batch)
 		for _, op := range batch {
 			if op.sent.Before(w.answered) {
 				// Sent before the last batch's callers heard back: by another writer.
@@ -212,6 +204,11 @@ func (w *writer) wait(batch []*writeOp) []*writeOp {
 	case <-w.quit:
 		return batch
 	}
+	return w.gather(batch)
+}
+
+// gather adds to batch the writes already waiting, up to maxBatch, without blocking.
+func (w *writer) gather(batch []*writeOp) []*writeOp {
 	for len(batch) < maxBatch {
 		select {
 		case op := <-w.ops:
