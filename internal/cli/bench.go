@@ -745,6 +745,18 @@ func (b *benchRun) pend(ctx context.Context, as []mfaAccount) error {
 	})
 }
 
+// prepare enrols n accounts at the frozen time t and, at t+30 s, stores a pending
+// login for each with the code of that next step; the clock stays at t+30 s.
+func (b *benchRun) prepare(ctx context.Context, tag string, n int, t time.Time) ([]mfaAccount, error) {
+	b.clock.Store(t.UnixNano())
+	as, err := b.enrol(ctx, tag, n)
+	if err != nil {
+		return nil, err
+	}
+	b.clock.Store(t.Add(totp.Period * time.Second).UnixNano())
+	return as, b.pend(ctx, as)
+}
+
 // runMFA answers pending logins for d, each account's once, taking the next unused
 // account from next, so that several runs share one prepared set.
 func (b *benchRun) runMFA(ctx context.Context, as []mfaAccount, next *atomic.Int64, d time.Duration) loadResult {
@@ -790,12 +802,8 @@ type unbatchedAdvancer interface {
 // a pilot on a few hundred accounts, which then serve as the reference's rows.
 func (b *benchRun) mfaStep(ctx context.Context) (benchFigure, error) {
 	t := b.now()
-	pilot, err := b.enrol(ctx, "pilot", 8*b.o.concurrency)
+	pilot, err := b.prepare(ctx, "pilot", 8*b.o.concurrency, t)
 	if err != nil {
-		return benchFigure{}, err
-	}
-	b.clock.Store(t.Add(totp.Period * time.Second).UnixNano())
-	if err := b.pend(ctx, pilot); err != nil {
 		return benchFigure{}, err
 	}
 	pr := b.runMFA(ctx, pilot, new(atomic.Int64), b.o.duration)
@@ -832,13 +840,8 @@ func (b *benchRun) mfaStep(ctx context.Context) (benchFigure, error) {
 
 	n := int(pr.perS()*b.o.duration.Seconds()*1.3) + 2*w
 	n = min(n, 200000)
-	b.clock.Store(t.UnixNano())
-	as, err := b.enrol(ctx, "m", n)
+	as, err := b.prepare(ctx, "m", n, t)
 	if err != nil {
-		return benchFigure{}, err
-	}
-	b.clock.Store(t.Add(totp.Period * time.Second).UnixNano())
-	if err := b.pend(ctx, as); err != nil {
 		return benchFigure{}, err
 	}
 	var next atomic.Int64
@@ -853,17 +856,10 @@ func (b *benchRun) mfaStep(ctx context.Context) (benchFigure, error) {
 		f.Errors += store.errors
 	}
 
-	// The same step without HTTP, beside its own reference, for half as long: enough
-	// accounts for twice the pilot's rate.
-	n = int(2*pr.perS()*b.o.duration.Seconds()*1.3/2) + 2*w
-	n = min(n, 200000)
-	b.clock.Store(t.UnixNano())
-	ds, err := b.enrol(ctx, "d", n)
+	// The same step without HTTP, beside its own reference, for half as long: n
+	// accounts again, enough for twice the pilot's rate over that half.
+	ds, err := b.prepare(ctx, "d", n, t)
 	if err != nil {
-		return benchFigure{}, err
-	}
-	b.clock.Store(t.Add(totp.Period * time.Second).UnixNano())
-	if err := b.pend(ctx, ds); err != nil {
 		return benchFigure{}, err
 	}
 	next.Store(0)
