@@ -325,8 +325,6 @@ func MFACounterKey(u UserID) AttemptKey {
 	return AttemptKey{Scope: MFACounterScope, Key: strconv.FormatInt(int64(u), 10)}
 }
 
-func mfaKey(u UserID) AttemptKey { return MFACounterKey(u) }
-
 func passwordKey(u UserID) AttemptKey {
 	return AttemptKey{Scope: "pw-account", Key: fmt.Sprint(int64(u))}
 }

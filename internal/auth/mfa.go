@@ -245,7 +245,7 @@ func (s *Service) checkSecondFactor(ctx context.Context, c Client, u *User, cred
 	if (code == "") == (recoveryCode == "") {
 		return nil, AttemptState{}, InvalidInput(map[string]string{"code": "enter the code from your app or a recovery code"})
 	}
-	st, err := s.countFrom(ctx, mfaKey(u.ID), s.cfg.MFALimit, nil, counter)
+	st, err := s.countFrom(ctx, MFACounterKey(u.ID), s.cfg.MFALimit, nil, counter)
 	if err != nil {
 		if e := AsError(err); e != nil && e.Kind == KindRateLimited {
 			s.event(ctx, u.ID, c, purpose, "locked", "")
@@ -387,7 +387,7 @@ func (s *Service) LoginMFA(ctx context.Context, c Client, mfaToken, code, recove
 		return nil, err
 	}
 	fin := &SignInFinish{Session: sess, PendingHash: hash, TOTPStep: f.step, RecoveryCodeHash: f.codeHash,
-		ResetAttempts: []AttemptKey{mfaKey(u.ID)}, Event: s.newEvent(u.ID, c, "login_mfa", "success", f.method)}
+		ResetAttempts: []AttemptKey{MFACounterKey(u.ID)}, Event: s.newEvent(u.ID, c, "login_mfa", "success", f.method)}
 	switch err := s.store.FinishSignIn(ctx, fin); {
 	case errors.Is(err, ErrFactorUsed):
 		return nil, s.secondFactorFailed(ctx, c, u, st, f.method, "login_mfa")
@@ -418,7 +418,7 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 		return time.Time{}, err
 	}
 	if st.Enabled {
-		if err := s.checkLimit(ctx, mfaKey(p.User.ID), s.cfg.MFALimit); err != nil {
+		if err := s.checkLimit(ctx, MFACounterKey(p.User.ID), s.cfg.MFALimit); err != nil {
 			return time.Time{}, err
 		}
 		if (code == "") == (recoveryCode == "") {
@@ -459,7 +459,7 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 		if !won {
 			return time.Time{}, s.secondFactorFailed(ctx, c, p.User, counted, f.method, "reauth")
 		}
-		if err := s.resetLimit(ctx, mfaKey(p.User.ID)); err != nil {
+		if err := s.resetLimit(ctx, MFACounterKey(p.User.ID)); err != nil {
 			return time.Time{}, err
 		}
 		if f.method == MethodRecoveryCode {
