@@ -229,7 +229,7 @@ func (s *Service) newSession(c Client, u *User, epoch int64) (*Session, string, 
 	now := s.now()
 	return &Session{UserID: u.ID, TokenHash: hash, CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: now.Add(s.cfg.SessionMax), ReauthAt: now, IP: c.IP, UserAgent: truncate(c.UserAgent, 512),
-		CredEpoch: epoch}, tok, nil
+		CredEpoch: epoch, Method: SessionPassword}, tok, nil
 }
 
 // touchEvery limits last-seen writes to one a minute per session, so a session check

@@ -187,6 +187,15 @@ func (s *Service) ConfirmTOTP(ctx context.Context, c Client, p *Principal, code 
 	} else if err != nil {
 		return nil, fmt.Errorf("enabling TOTP: %w", err)
 	}
+	// The right code from the new app is a second factor proved in this session.
+	now := s.now()
+	// MFA is on and the codes are valid whatever happens here, and they are shown only
+	// once: a failure to record it costs the session a step-up later, never the codes.
+	if err := s.store.SetSessionMFA(ctx, p.Session.ID, SessionPasswordTOTP, now); err != nil {
+		s.log.Warn("recording the session's second factor", "user_id", int64(p.User.ID), "err", err)
+	} else {
+		p.Session.Method, p.Session.MFAAt = SessionPasswordTOTP, now
+	}
 	s.event(ctx, p.User.ID, c, "mfa_enabled", "success", "")
 	s.notify(p.User, "Multiple-factor authentication is on",
 		"Multiple-factor authentication was turned on for %s from %s. Every other session was signed out.\n\nKeep your recovery codes somewhere safe: they are the way back in if you lose your phone.",
@@ -386,6 +395,7 @@ func (s *Service) LoginMFA(ctx context.Context, c Client, mfaToken, code, recove
 	if err != nil {
 		return nil, err
 	}
+	sess.Method, sess.MFAAt = SessionMethodFor(f.method), sess.CreatedAt
 	fin := &SignInFinish{Session: sess, PendingHash: hash, TOTPStep: f.step, RecoveryCodeHash: f.codeHash,
 		ResetAttempts: []AttemptKey{MFACounterKey(u.ID)}, Event: s.newEvent(u.ID, c, "login_mfa", "success", f.method)}
 	switch err := s.store.FinishSignIn(ctx, fin); {
@@ -446,6 +456,7 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 	if err := s.resetLimit(ctx, passwordKey(p.User.ID)); err != nil {
 		return time.Time{}, err
 	}
+	mfaMethod := ""
 	if st.Enabled {
 		cred := func() (*TOTPCredential, error) { return s.totpCredential(ctx, p.User.ID) }
 		f, counted, err := s.checkSecondFactor(ctx, c, p.User, cred, nil, code, recoveryCode, "reauth")
@@ -462,6 +473,7 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 		if err := s.resetLimit(ctx, MFACounterKey(p.User.ID)); err != nil {
 			return time.Time{}, err
 		}
+		mfaMethod = f.method
 		if f.method == MethodRecoveryCode {
 			if _, err := s.recoveryCodeUsed(ctx, c, p.User); err != nil {
 				return time.Time{}, err
@@ -473,6 +485,14 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 		return time.Time{}, fmt.Errorf("recording re-authentication: %w", err)
 	}
 	p.Session.ReauthAt = now
+	if mfaMethod != "" {
+		// A second factor presented now is a fresh MFA proof for this session.
+		method := SessionMethodFor(mfaMethod)
+		if err := s.store.SetSessionMFA(ctx, p.Session.ID, method, now); err != nil {
+			return time.Time{}, fmt.Errorf("recording re-authentication: %w", err)
+		}
+		p.Session.Method, p.Session.MFAAt = method, now
+	}
 	s.event(ctx, p.User.ID, c, "reauth", "success", "")
 	return now.Add(s.cfg.ReauthWindow), nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -37,5 +38,28 @@ func TestNewTokenAvoidsPrefix(t *testing.T) {
 	tok, hash, err := s.newToken(32)
 	if err != nil || strings.HasPrefix(tok, TokenPrefix) || len(hash) != 32 {
 		t.Fatalf("newToken = %q, %v; want a token without the %q prefix", tok, err, TokenPrefix)
+	}
+}
+
+func TestSessionMethod(t *testing.T) {
+	at := time.Unix(1_700_000_000, 0)
+	tests := []struct {
+		factor  string
+		mfaAt   time.Time
+		method  string
+		wantMFA bool
+	}{
+		{"", at, SessionPassword, false},
+		{MethodTOTP, at, SessionPasswordTOTP, true},
+		{MethodRecoveryCode, at, SessionPasswordRecoveryCode, true},
+		{MethodTOTP, time.Time{}, SessionPasswordTOTP, false}, // a method without its time claims nothing
+		{"sms", at, SessionPassword, false},
+	}
+	for _, tt := range tests {
+		m := SessionMethodFor(tt.factor)
+		s := Session{Method: m, MFAAt: tt.mfaAt}
+		if m != tt.method || s.HasMFA() != tt.wantMFA {
+			t.Errorf("SessionMethodFor(%q) = %q (HasMFA %v), want %q (%v)", tt.factor, m, s.HasMFA(), tt.method, tt.wantMFA)
+		}
 	}
 }

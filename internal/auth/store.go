@@ -63,6 +63,9 @@ type Store interface {
 	TouchSession(ctx context.Context, id SessionID, at time.Time) error
 	// SetSessionReauth sets reauth_at.
 	SetSessionReauth(ctx context.Context, id SessionID, at time.Time) error
+	// SetSessionMFA records that the session proved a second factor at at: method and
+	// mfa_at. ErrNotFound when the session is gone.
+	SetSessionMFA(ctx context.Context, id SessionID, method string, at time.Time) error
 	// ListSessions returns the user's sessions, newest first.
 	ListSessions(ctx context.Context, user UserID) ([]Session, error)
 	// DeleteSession deletes the user's session id; ErrNotFound when it is not theirs.

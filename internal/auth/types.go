@@ -46,6 +46,38 @@ type Session struct {
 	IP         string
 	UserAgent  string
 	CredEpoch  int64 // the user's CredEpoch when the session was opened
+	// Method says how the session was signed in: SessionPassword, or with a second
+	// factor SessionPasswordTOTP or SessionPasswordRecoveryCode (a step-up or
+	// re-authentication with a factor upgrades it).
+	Method string
+	// MFAAt is when this session last proved a second factor (zero: never). Protocols
+	// that ask "did this session pass MFA, and how long ago" read it.
+	MFAAt time.Time
+}
+
+// Session methods: which factors a session has proved. A method other than
+// SessionPassword implies MFAAt is set.
+const (
+	SessionPassword             = "password"
+	SessionPasswordTOTP         = "password+totp"
+	SessionPasswordRecoveryCode = "password+recovery_code"
+)
+
+// SessionMethodFor is the session method after a password and then the second factor
+// named by factorMethod (MethodTOTP or MethodRecoveryCode).
+func SessionMethodFor(factorMethod string) string {
+	switch factorMethod {
+	case MethodTOTP:
+		return SessionPasswordTOTP
+	case MethodRecoveryCode:
+		return SessionPasswordRecoveryCode
+	}
+	return SessionPassword
+}
+
+// HasMFA reports whether the session proved a second factor.
+func (s *Session) HasMFA() bool {
+	return s.Method != SessionPassword && s.Method != "" && !s.MFAAt.IsZero()
 }
 
 // PendingLogin is the state between a correct password and the second factor. It

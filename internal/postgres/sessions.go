@@ -13,12 +13,12 @@ import (
 	"github.com/latchkey/latchkey/internal/auth"
 )
 
-const sessionColumns = `id, user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent, cred_epoch`
+const sessionColumns = `id, user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent, cred_epoch, method, mfa_at`
 
 func scanSession(row pgx.Row) (auth.Session, error) {
 	var x auth.Session
 	err := row.Scan(&x.ID, &x.UserID, &x.TokenHash, timeCol{&x.CreatedAt}, timeCol{&x.LastSeenAt},
-		timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.IP, &x.UserAgent, &x.CredEpoch)
+		timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.IP, &x.UserAgent, &x.CredEpoch, &x.Method, timeCol{&x.MFAAt})
 	return x, err
 }
 
@@ -33,14 +33,22 @@ func scanSession(row pgx.Row) (auth.Session, error) {
 // this insert to commit, so its DELETE of the sessions sees the new row. (The foreign
 // key's own KEY SHARE lock does not conflict with an UPDATE of cred_epoch.)
 const insertSession = `INSERT INTO sessions
-	(user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent, cred_epoch)
-	SELECT id, $2, $3, $4, $5, $6, $7, $8, cred_epoch FROM users WHERE id = $1 AND cred_epoch = $9
+	(user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent, method, mfa_at, cred_epoch)
+	SELECT id, $2, $3, $4, $5, $6, $7, $8, $10, $11, cred_epoch FROM users WHERE id = $1 AND cred_epoch = $9
 	FOR SHARE
 	RETURNING id`
 
 func insertSessionArgs(x *auth.Session) []any {
 	return []any{x.UserID, x.TokenHash, ts(x.CreatedAt), ts(x.LastSeenAt), ts(x.ExpiresAt),
-		ts(x.ReauthAt), x.IP, x.UserAgent, x.CredEpoch}
+		ts(x.ReauthAt), x.IP, x.UserAgent, x.CredEpoch, sessionMethod(x), ts(x.MFAAt)}
+}
+
+// sessionMethod is the method stored for x; an unset one is a password-only session.
+func sessionMethod(x *auth.Session) string {
+	if x.Method == "" {
+		return auth.SessionPassword
+	}
+	return x.Method
 }
 
 // scanSessionID reads the id insertSession returned. No row means the epoch moved on
@@ -81,6 +89,13 @@ func (s *Store) SessionByTokenHash(ctx context.Context, hash []byte) (*auth.Sess
 func (s *Store) TouchSession(ctx context.Context, id auth.SessionID, at time.Time) error {
 	return mapErr("touch session", mustOne(s.exec(ctx,
 		`UPDATE sessions SET last_seen_at = $1 WHERE id = $2`, ts(at), id)))
+}
+
+// SetSessionMFA records a second factor proved by the session; ErrNotFound when the
+// session is gone.
+func (s *Store) SetSessionMFA(ctx context.Context, id auth.SessionID, method string, at time.Time) error {
+	return mapErr("set session mfa", mustOne(s.exec(ctx,
+		`UPDATE sessions SET method = $1, mfa_at = $2 WHERE id = $3`, method, ts(at), id)))
 }
 
 // SetSessionReauth sets reauth_at; ErrNotFound when the session is gone.
@@ -231,10 +246,10 @@ func (s *Store) SessionWithUser(ctx context.Context, hash []byte) (*auth.Session
 	var m auth.MFAState
 	err := s.queryRow(ctx, func(r pgx.Row) error {
 		return r.Scan(&x.ID, &x.UserID, timeCol{&x.CreatedAt}, timeCol{&x.LastSeenAt},
-			timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.CredEpoch,
+			timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.CredEpoch, &x.Method, timeCol{&x.MFAAt},
 			&u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.IsAdmin, timeCol{&u.CreatedAt},
 			&u.CredEpoch, &m.Enabled, &m.Codes.Total, &m.Codes.Remaining)
-	}, `SELECT s.id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.reauth_at, s.cred_epoch,
+	}, `SELECT s.id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.reauth_at, s.cred_epoch, s.method, s.mfa_at,
 		u.id, u.username, u.email, u.email_verified, u.is_admin, u.created_at, u.cred_epoch,
 		EXISTS (SELECT 1 FROM totp_credentials t WHERE t.user_id = u.id),
 		(SELECT count(*) FROM recovery_codes r WHERE r.user_id = u.id),

@@ -12,12 +12,12 @@ import (
 	"github.com/latchkey/latchkey/internal/auth"
 )
 
-const sessionColumns = `id, user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent, cred_epoch`
+const sessionColumns = `id, user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent, cred_epoch, method, mfa_at`
 
 func scanSession(row interface{ Scan(...any) error }) (*auth.Session, error) {
 	var x auth.Session
 	err := row.Scan(&x.ID, &x.UserID, &x.TokenHash, timeCol{&x.CreatedAt}, timeCol{&x.LastSeenAt},
-		timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.IP, &x.UserAgent, &x.CredEpoch)
+		timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.IP, &x.UserAgent, &x.CredEpoch, &x.Method, timeCol{&x.MFAAt})
 	if err != nil {
 		return nil, err
 	}
@@ -28,12 +28,20 @@ func scanSession(row interface{ Scan(...any) error }) (*auth.Session, error) {
 // the session was opened under. Check and insert are one statement, so no credential
 // change can commit between them; user_id and cred_epoch come from the user's row.
 const insertSession = `INSERT INTO sessions
-	(user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent, cred_epoch)
-	SELECT id, ?, ?, ?, ?, ?, ?, ?, cred_epoch FROM users WHERE id = ? AND cred_epoch = ?`
+	(user_id, token_hash, created_at, last_seen_at, expires_at, reauth_at, ip, user_agent, method, mfa_at, cred_epoch)
+	SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, cred_epoch FROM users WHERE id = ? AND cred_epoch = ?`
 
 func insertSessionArgs(x *auth.Session) []any {
 	return []any{x.TokenHash, micros(x.CreatedAt), micros(x.LastSeenAt), micros(x.ExpiresAt),
-		micros(x.ReauthAt), x.IP, x.UserAgent, x.UserID, x.CredEpoch}
+		micros(x.ReauthAt), x.IP, x.UserAgent, sessionMethod(x), micros(x.MFAAt), x.UserID, x.CredEpoch}
+}
+
+// sessionMethod is the method stored for x; an unset one is a password-only session.
+func sessionMethod(x *auth.Session) string {
+	if x.Method == "" {
+		return auth.SessionPassword
+	}
+	return x.Method
 }
 
 // insertedID reads the id of the row insertSession added. No row means the epoch moved
@@ -81,6 +89,13 @@ func (s *Store) TouchSession(ctx context.Context, id auth.SessionID, at time.Tim
 func (s *Store) SetSessionReauth(ctx context.Context, id auth.SessionID, at time.Time) error {
 	return mapErr("set session reauth", mustOne(s.exec(ctx,
 		`UPDATE sessions SET reauth_at = ? WHERE id = ?`, micros(at), id)))
+}
+
+// SetSessionMFA records a second factor proved by the session; ErrNotFound when the
+// session is gone.
+func (s *Store) SetSessionMFA(ctx context.Context, id auth.SessionID, method string, at time.Time) error {
+	return mapErr("set session mfa", mustOne(s.exec(ctx,
+		`UPDATE sessions SET method = ?, mfa_at = ? WHERE id = ?`, method, micros(at), id)))
 }
 
 // ListSessions returns the user's sessions, newest first.
@@ -218,14 +233,14 @@ func (s *Store) SessionWithUser(ctx context.Context, hash []byte) (*auth.Session
 	var u auth.User
 	var m auth.MFAState
 	err := s.queryRow(ctx, `SELECT s.id, s.user_id, s.created_at, s.last_seen_at,
-		s.expires_at, s.reauth_at, s.cred_epoch,
+		s.expires_at, s.reauth_at, s.cred_epoch, s.method, s.mfa_at,
 		u.id, u.username, u.email, u.email_verified, u.is_admin, u.created_at, u.cred_epoch,
 		EXISTS (SELECT 1 FROM totp_credentials t WHERE t.user_id = u.id),
 		(SELECT count(*) FROM recovery_codes r WHERE r.user_id = u.id),
 		(SELECT count(*) FROM recovery_codes r WHERE r.user_id = u.id AND r.used_at IS NULL)
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, hash).
 		Scan(&x.ID, &x.UserID, timeCol{&x.CreatedAt}, timeCol{&x.LastSeenAt},
-			timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.CredEpoch,
+			timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.CredEpoch, &x.Method, timeCol{&x.MFAAt},
 			&u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.IsAdmin, timeCol{&u.CreatedAt},
 			&u.CredEpoch, &m.Enabled, &m.Codes.Total, &m.Codes.Remaining)
 	if err != nil {

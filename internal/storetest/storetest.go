@@ -149,7 +149,7 @@ func mustSession(t *testing.T, s auth.Store, user auth.UserID, token string, cre
 	t.Helper()
 	x := &auth.Session{UserID: user, TokenHash: hash(token), CreatedAt: created, LastSeenAt: created,
 		ExpiresAt: created.Add(30 * 24 * time.Hour), ReauthAt: created, IP: "192.0.2.1", UserAgent: "test",
-		CredEpoch: epoch(t, s, user)}
+		CredEpoch: epoch(t, s, user), Method: auth.SessionPassword}
 	if err := s.CreateSession(ctx(t), x); err != nil {
 		t.Fatalf("CreateSession = %v", err)
 	}
@@ -338,6 +338,20 @@ func testSessions(t *testing.T, s auth.Store) {
 	if !got.CreatedAt.Equal(a2.CreatedAt) {
 		t.Fatal("TouchSession changed created_at")
 	}
+	if got.Method != auth.SessionPassword || !got.MFAAt.IsZero() || got.HasMFA() {
+		t.Fatalf("new session: method %q, mfa_at %v, want a password-only session", got.Method, got.MFAAt)
+	}
+	noErr(t, "SetSessionMFA", s.SetSessionMFA(ctx(t), a2.ID, auth.SessionPasswordTOTP, at(3*time.Hour)))
+	got, _ = s.SessionByTokenHash(ctx(t), hash("a2"))
+	if got.Method != auth.SessionPasswordTOTP || !got.MFAAt.Equal(at(3*time.Hour)) || !got.HasMFA() {
+		t.Fatalf("after SetSessionMFA: method %q, mfa_at %v", got.Method, got.MFAAt)
+	}
+	withUser, _, _, err := s.SessionWithUser(ctx(t), hash("a2"))
+	noErr(t, "SessionWithUser", err)
+	if withUser.Method != auth.SessionPasswordTOTP || !withUser.MFAAt.Equal(at(3*time.Hour)) {
+		t.Fatalf("SessionWithUser: method %q, mfa_at %v", withUser.Method, withUser.MFAAt)
+	}
+	wantErr(t, "SetSessionMFA(unknown)", s.SetSessionMFA(ctx(t), a2.ID+1000, auth.SessionPasswordTOTP, t0()), auth.ErrNotFound)
 
 	if ids := sessionIDs(t, s, alice.ID); !equalIDs(ids, []auth.SessionID{a3.ID, a2.ID, a1.ID}) {
 		t.Fatalf("ListSessions = %v, want newest first %v", ids, []auth.SessionID{a3.ID, a2.ID, a1.ID})
@@ -373,7 +387,8 @@ func sameSession(a, b auth.Session) bool {
 	return a.ID == b.ID && a.UserID == b.UserID && bytes.Equal(a.TokenHash, b.TokenHash) &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.LastSeenAt.Equal(b.LastSeenAt) &&
 		a.ExpiresAt.Equal(b.ExpiresAt) && a.ReauthAt.Equal(b.ReauthAt) &&
-		a.IP == b.IP && a.UserAgent == b.UserAgent && a.CredEpoch == b.CredEpoch
+		a.IP == b.IP && a.UserAgent == b.UserAgent && a.CredEpoch == b.CredEpoch &&
+		a.Method == b.Method && a.MFAAt.Equal(b.MFAAt)
 }
 
 func equalIDs[T comparable](a, b []T) bool {
@@ -1656,7 +1671,7 @@ func (fx *finishFixture) finish(token string) *auth.SignInFinish {
 	return &auth.SignInFinish{
 		Session: &auth.Session{UserID: u.ID, TokenHash: hash(token), CreatedAt: at(time.Minute),
 			LastSeenAt: at(time.Minute), ExpiresAt: at(30 * 24 * time.Hour), ReauthAt: at(time.Minute),
-			IP: "192.0.2.7", UserAgent: "ua", CredEpoch: fx.epoch},
+			IP: "192.0.2.7", UserAgent: "ua", CredEpoch: fx.epoch, Method: auth.SessionPasswordTOTP, MFAAt: at(time.Minute)},
 		PendingHash:      fx.pending,
 		TOTPStep:         1001,
 		RecoveryCodeHash: hash(u.Username + "-3"),
