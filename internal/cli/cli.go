@@ -1,4 +1,4 @@
-// Package cli is Latchkey's command line: serve, migrate, admin … and bench. Run is the
+// Package cli is Latchkey's command line: serve, migrate and admin …. Run is the
 // whole program; main only calls it, so tests run every command in-process.
 package cli
 
@@ -32,8 +32,6 @@ Usage:
   latchkey admin recovery list [--status S]
   latchkey admin recovery approve --reason TEXT ID
   latchkey admin recovery deny --reason TEXT ID
-  latchkey bench [--duration 5s] [--concurrency 32] [--json] [--database-url postgres://…]
-                                      measure the hot paths against same-run references
 
 Every flag also reads LATCHKEY_<FLAG> (e.g. --database-url ↔ LATCHKEY_DATABASE_URL);
 flags win. 'latchkey serve -h' lists them all.
@@ -53,8 +51,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = migrate(ctx, args[1:], getenv, stdout, stderr)
 	case "admin":
 		err = admin(ctx, args[1:], getenv, stdin, stdout, stderr)
-	case "bench":
-		err = bench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
