@@ -789,17 +789,13 @@ func (b *benchRun) runMFADirect(ctx context.Context, as []mfaAccount, next *atom
 	})
 }
 
-// unbatchedAdvancer is the SQLite store's AdvanceTOTPStep outside its group commit.
-type unbatchedAdvancer interface {
-	AdvanceTOTPStepUnbatched(ctx context.Context, user auth.UserID, step int64) (bool, error)
-}
-
 // mfaStep measures POST /api/v1/login/mfa with right, never-used codes against the
 // database's raw rate of one-row committed updates: AdvanceTOTPStep's statement on
-// distinct rows, each its own transaction and commit. On SQLite that is the unbatched
-// path, since the store's own writes share commits (see sqlite/writer.go); the rate
-// through that path is reported beside it as store_per_s. On PostgreSQL the store's
-// AdvanceTOTPStep is already one autocommitted statement.
+// distinct rows, each its own transaction and commit. On SQLite that runs on the
+// bench's own connections (reference.go), since the store's own writes share commits
+// (see sqlite/writer.go); the rate through the store is reported beside it as
+// store_per_s. On PostgreSQL the store's AdvanceTOTPStep is already one autocommitted
+// statement.
 //
 // Enrolment happens at the frozen time T; the measurement at T+30 s, where every
 // account has exactly one fresh step. How many accounts the window needs is learnt from
@@ -818,9 +814,18 @@ func (b *benchRun) mfaStep(ctx context.Context) (benchFigure, error) {
 	// The reference: each worker advances its own rows, one step further each round,
 	// so every update wins and no two workers touch one row.
 	advance := b.app.Store.AdvanceTOTPStep
-	raw, unbatched := b.app.Store.(unbatchedAdvancer)
+	driver, path, err := b.cfg.Database()
+	if err != nil {
+		return benchFigure{}, err
+	}
+	unbatched := driver == "sqlite"
 	if unbatched {
-		advance = raw.AdvanceTOTPStepUnbatched
+		raw, err := openUnbatchedSQLite(ctx, path, b.o.concurrency)
+		if err != nil {
+			return benchFigure{}, err
+		}
+		defer raw.close()
+		advance = raw.advance
 	}
 	base := totp.Step(b.now()) + 10
 	w := b.o.concurrency
