@@ -135,7 +135,7 @@ func invalidBody(msg string) error {
 func pathID(r *http.Request) (int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		return 0, auth.ErrNotFoundError
+		return 0, auth.ErrUnknownID
 	}
 	return id, nil
 }

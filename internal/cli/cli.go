@@ -181,7 +181,7 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdin
 			tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tMFA\tADMIN\tCREATED")
 			for _, u := range us {
-				st, err := app.Service.MFAStatus(ctx, u.ID)
+				st, err := app.Service.MFAState(ctx, u.ID)
 				if err != nil {
 					return err
 				}

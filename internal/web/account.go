@@ -227,7 +227,7 @@ type reauthData struct{ MFA bool }
 
 // ReauthForm asks a signed-in user to confirm it is them before a sensitive action.
 func (h *Handler) ReauthForm(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
-	st, err := h.svc.MFAStatusOf(r.Context(), p)
+	st, err := h.svc.MFAStateOf(r.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -245,7 +245,7 @@ func (h *Handler) Reauth(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	}
 	_, err := h.svc.Reauth(r.Context(), client(r), p, r.PostFormValue("password"), code, rc)
 	if err != nil {
-		st, serr := h.svc.MFAStatusOf(r.Context(), p)
+		st, serr := h.svc.MFAStateOf(r.Context(), p)
 		if serr != nil {
 			return serr
 		}

@@ -17,7 +17,7 @@ import (
 
 // authData is the authentication settings page.
 type authData struct {
-	MFA         auth.MFAStatus
+	MFA         auth.MFAState
 	Remaining   int
 	Low         bool
 	Setup       *setupView // a setup in progress, when MFA is off
@@ -45,14 +45,11 @@ type codesData struct {
 }
 
 func (h *Handler) authData(r *http.Request, p *auth.Principal) (*authData, error) {
-	st, err := h.svc.MFAStatusOf(r.Context(), p)
+	st, err := h.svc.MFAStateOf(r.Context(), p)
 	if err != nil {
 		return nil, err
 	}
-	d := &authData{MFA: st, Low: st.Low(), ReauthUntil: h.svc.ReauthUntil(p)}
-	if st.Remaining != nil {
-		d.Remaining = *st.Remaining
-	}
+	d := &authData{MFA: st, Remaining: st.Codes.Remaining, Low: st.Low(), ReauthUntil: h.svc.ReauthUntil(p)}
 	if !st.Enabled {
 		setup, err := h.svc.PendingSetup(r.Context(), p)
 		switch {
