@@ -23,6 +23,7 @@ var layers = map[string]int{
 	"cmd/latchkey-bench": 9,
 	"internal/bench":     8, // the development benchmark, beside the binary, never in it
 	"internal/cli":       7, // commands; wires stores, mail and server together
+	"internal/apptest":   7, // the same wiring, for the tests of auth, api, web and server
 	"internal/server":    6, // routes and middleware
 	"internal/sqlite":    6, // the stores implement auth.Store; only cli picks one
 	"internal/postgres":  6,
