@@ -21,6 +21,7 @@ const module = "github.com/latchkey/latchkey/"
 var layers = map[string]int{
 	"cmd/latchkey":       9,
 	"cmd/latchkey-bench": 9,
+	"internal/e2e":       9, // the end-to-end suite: tests only, from outside
 	"internal/bench":     8, // the development benchmark, beside the binary, never in it
 	"internal/cli":       7, // commands; wires stores, mail and server together
 	"internal/apptest":   7, // the same wiring, for the tests of auth, api, web and server
