@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os/signal"
 	"strings"
@@ -133,7 +134,7 @@ func withApp(ctx context.Context, name string, args []string, getenv func(string
 		return err
 	}
 	// Operator commands log only warnings, so their output stays readable.
-	cfg.LogLevel = max(cfg.LogLevel, 4)
+	cfg.LogLevel = max(cfg.LogLevel, slog.LevelWarn)
 	app, err := NewApp(ctx, cfg, newLogger(cfg, stderr), nil)
 	if err != nil {
 		return err
