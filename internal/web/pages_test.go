@@ -117,7 +117,7 @@ func TestPagesStory(t *testing.T) {
 	}
 
 	// Enrolment on the settings page.
-	page = b.get("/settings/authentication", 200)
+	b.get("/settings/authentication", 200)
 	b.post("/settings/authentication/totp", 303)
 	page = b.get("/settings/authentication", 200)
 	wantIn(t, "setup page", page, "<svg", "f-code")
@@ -126,6 +126,7 @@ func TestPagesStory(t *testing.T) {
 		t.Fatal(err)
 	}
 	page = b.post("/settings/authentication/totp/confirm", 400, "code", "000000")
+	wantIn(t, "a wrong code", page, "f-code")
 	page = b.post("/settings/authentication/totp/confirm", 200, "code", totp.Code(st.Secret, totp.Step(e.Clock.Now())))
 	codes := regexp.MustCompile(`[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}`).FindAllString(page, -1)
 	if len(codes) < 16 {
