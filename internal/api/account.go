@@ -123,11 +123,15 @@ type mfaJSON struct {
 
 // Me describes the caller.
 func (h *Handler) Me(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
-	st, err := h.svc.MFAStatusOf(r.Context(), p)
+	st, err := h.svc.MFAStateOf(r.Context(), p)
 	if err != nil {
 		return err
 	}
-	mfa := mfaJSON{Enabled: st.Enabled, Methods: st.Methods, RecoveryCodesRemaining: st.Remaining}
+	mfa := mfaJSON{Enabled: st.Enabled, Methods: st.Methods()}
+	if st.Enabled {
+		remaining := st.Codes.Remaining
+		mfa.RecoveryCodesRemaining = &remaining
+	}
 	if st.Low() {
 		mfa.RecoveryCodesLow = true
 		mfa.Warning = "Three or fewer recovery codes remain: regenerate them."

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/status"
 )
 
 // Handler serves the JSON API.
@@ -61,30 +62,6 @@ type errorDetail struct {
 	Fields  map[string]string `json:"fields,omitempty"`
 }
 
-// Status maps an error kind to its HTTP status.
-func Status(k auth.Kind) int {
-	switch k {
-	case auth.KindNotFound:
-		return http.StatusNotFound
-	case auth.KindConflict:
-		return http.StatusConflict
-	case auth.KindInvalidInput:
-		return http.StatusBadRequest
-	case auth.KindInvalidCredentials, auth.KindUnauthenticated:
-		return http.StatusUnauthorized
-	case auth.KindRateLimited:
-		return http.StatusTooManyRequests
-	case auth.KindReauthRequired, auth.KindForbidden:
-		return http.StatusForbidden
-	case auth.KindOverloaded:
-		return http.StatusServiceUnavailable
-	case auth.KindTooLarge:
-		return http.StatusRequestEntityTooLarge
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
 // WriteError writes the error envelope. Unknown errors become a bare 500 and the log
 // gets the whole chain; nothing internal reaches the client.
 func (h *Handler) WriteError(w http.ResponseWriter, r *http.Request, err error) {
@@ -101,7 +78,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
-	writeJSON(w, Status(e.Kind), errorBody{Error: errorDetail{Code: e.Code, Message: e.Message, Fields: e.Fields}})
+	writeJSON(w, status.Code(e.Kind), errorBody{Error: errorDetail{Code: e.Code, Message: e.Message, Fields: e.Fields}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -158,7 +135,7 @@ func invalidBody(msg string) error {
 func pathID(r *http.Request) (int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		return 0, auth.ErrNotFoundError
+		return 0, auth.ErrUnknownID
 	}
 	return id, nil
 }

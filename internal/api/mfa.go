@@ -1,13 +1,10 @@
 package api
 
 import (
-	"bytes"
-	"image/png"
 	"net/http"
 
-	"rsc.io/qr"
-
 	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/qrcode"
 )
 
 // SetupTOTP starts enrolment.
@@ -32,7 +29,15 @@ func (h *Handler) QRCode(format string) func(w http.ResponseWriter, r *http.Requ
 		if err != nil {
 			return err
 		}
-		body, ctype, err := QR(st.URI, format)
+		var body []byte
+		ctype := "image/png"
+		if format == "svg" {
+			var svg string
+			svg, err = qrcode.SVG(st.URI)
+			body, ctype = []byte(svg), "image/svg+xml"
+		} else {
+			body, err = qrcode.PNG(st.URI)
+		}
 		if err != nil {
 			return err
 		}
@@ -42,22 +47,6 @@ func (h *Handler) QRCode(format string) func(w http.ResponseWriter, r *http.Requ
 		_, _ = w.Write(body)
 		return nil
 	}
-}
-
-// QR encodes text as a QR code image: "png" or "svg".
-func QR(text, format string) ([]byte, string, error) {
-	code, err := qr.Encode(text, qr.M)
-	if err != nil {
-		return nil, "", err
-	}
-	if format == "svg" {
-		return []byte(QRSVG(code)), "image/svg+xml", nil
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, qrImage(code, 8)); err != nil {
-		return nil, "", err
-	}
-	return buf.Bytes(), "image/png", nil
 }
 
 // ConfirmRequest is the body of POST /api/v1/mfa/totp/confirm.

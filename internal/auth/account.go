@@ -265,8 +265,10 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, 
 		}
 		sess.LastSeenAt = now
 	}
-	st := mfaStatus(mfa)
-	return &Principal{User: u, Session: sess, mfa: &st}, nil
+	if !mfa.Enabled {
+		mfa = MFAState{}
+	}
+	return &Principal{User: u, Session: sess, mfa: &mfa}, nil
 }
 
 // Logout ends the caller's session. A personal access token has no session to end.
@@ -346,7 +348,7 @@ func (s *Service) RevokeSession(ctx context.Context, c Client, p *Principal, id 
 		return err
 	}
 	if err := s.store.DeleteSession(ctx, p.User.ID, id); errors.Is(err, ErrNotFound) {
-		return ErrNotFoundError
+		return ErrUnknownID
 	} else if err != nil {
 		return fmt.Errorf("revoking session: %w", err)
 	}

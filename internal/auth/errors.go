@@ -58,7 +58,8 @@ func AsError(err error) *Error {
 	return nil
 }
 
-// ErrNotFound is returned by stores when a row does not exist.
+// ErrNotFound is returned by stores when a row does not exist. It is not shown to
+// clients: the Service answers with a domain Error such as ErrUnknownID.
 var ErrNotFound = errors.New("not found")
 
 // ErrConflict is returned by stores when a unique constraint is violated. Stores wrap
@@ -99,7 +100,9 @@ var (
 	ErrMFANotEnabled      = E(KindConflict, "mfa_not_enabled", "Multiple-factor authentication is not on.")
 	ErrNoPendingSetup     = E(KindNotFound, "no_pending_setup", "Start the setup first; it expires after 15 minutes.")
 	ErrInvalidToken       = E(KindInvalidInput, "invalid_token", "The link is not valid or has expired.")
-	ErrNotFoundError      = E(KindNotFound, "not_found", "Not found.")
+	// ErrUnknownID answers a request naming an ID that does not exist or is not the
+	// caller's: the same answer for both, so that others' IDs cannot be probed.
+	ErrUnknownID = E(KindNotFound, "not_found", "Not found.")
 )
 
 // RateLimited returns the error for a locked counter, with the time left.

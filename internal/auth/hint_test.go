@@ -6,24 +6,20 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/internal/auth"
-	"github.com/latchkey/latchkey/internal/postgres"
-	"github.com/latchkey/latchkey/internal/storetest"
 )
 
-// TestCountFromAHint runs the compare-and-swap count on PostgreSQL (a store without
+// casStore is a real store seen only through auth.Store: embedding the interface
+// hides the SQLite store's AttemptUpdater, so the Service counts by compare-and-swap
+// over Attempt and SaveAttempt, as it does on PostgreSQL.
+type casStore struct{ auth.Store }
+
+// TestCountFromAHint runs the compare-and-swap count (the path of a store without
 // AttemptUpdater) from hints that are right, stale, absent or wrong: the counter must
 // end exactly as a count from a fresh read would leave it, and a hint never refuses.
 func TestCountFromAHint(t *testing.T) {
-	st, err := postgres.Open(t.Context(), storetest.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	st := casStore{openStore(t)}
 	if _, ok := auth.Store(st).(auth.AttemptUpdater); ok {
-		t.Fatal("the PostgreSQL store is an AttemptUpdater: this test would not reach the hint")
+		t.Fatal("the store is an AttemptUpdater: this test would not reach the hint")
 	}
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	svc := auth.New(auth.Config{}, auth.Deps{Store: st, Clock: func() time.Time { return now }})
@@ -95,7 +91,7 @@ func TestCountFromAHint(t *testing.T) {
 		t.Fatalf("after five failures = %+v, want locked", a)
 	}
 	h = read(k2)
-	_, err = count(k2, &h)
+	_, err := count(k2, &h)
 	if e := auth.AsError(err); e == nil || e.Kind != auth.KindRateLimited {
 		t.Fatalf("sixth failure while locked = %v, want rate limited", err)
 	}

@@ -21,41 +21,36 @@ const (
 // LowRecoveryCodes is the count at or below which pages and /me warn.
 const LowRecoveryCodes = 3
 
-// MFAStatus is what /me says about second factors.
-type MFAStatus struct {
-	Enabled   bool
-	Methods   []string
-	Remaining *int // nil while MFA is off
-	Total     int
+// Methods names the second factors the user can sign in with: none while MFA is off.
+func (m MFAState) Methods() []string {
+	if !m.Enabled {
+		return []string{}
+	}
+	return []string{MethodTOTP, MethodRecoveryCode}
 }
 
 // Low reports whether the user should regenerate recovery codes soon.
-func (m MFAStatus) Low() bool { return m.Remaining != nil && *m.Remaining <= LowRecoveryCodes }
+func (m MFAState) Low() bool { return m.Enabled && m.Codes.Remaining <= LowRecoveryCodes }
 
-// MFAStatus reads the user's second-factor state.
-func (s *Service) MFAStatus(ctx context.Context, user UserID) (MFAStatus, error) {
+// MFAState reads the user's second-factor state.
+func (s *Service) MFAState(ctx context.Context, user UserID) (MFAState, error) {
 	enabled, n, err := s.store.MFAState(ctx, user)
 	if err != nil {
-		return MFAStatus{}, fmt.Errorf("reading MFA state: %w", err)
+		return MFAState{}, fmt.Errorf("reading MFA state: %w", err)
 	}
-	return mfaStatus(MFAState{Enabled: enabled, Codes: n}), nil
+	if !enabled {
+		return MFAState{}, nil
+	}
+	return MFAState{Enabled: true, Codes: n}, nil
 }
 
-// MFAStatusOf is the caller's second-factor state: read with the session when the
+// MFAStateOf is the caller's second-factor state: read with the session when the
 // principal was authenticated by one (no second query), otherwise read now.
-func (s *Service) MFAStatusOf(ctx context.Context, p *Principal) (MFAStatus, error) {
+func (s *Service) MFAStateOf(ctx context.Context, p *Principal) (MFAState, error) {
 	if p.mfa != nil {
 		return *p.mfa, nil
 	}
-	return s.MFAStatus(ctx, p.User.ID)
-}
-
-func mfaStatus(m MFAState) MFAStatus {
-	if !m.Enabled {
-		return MFAStatus{Methods: []string{}}
-	}
-	rem := m.Codes.Remaining
-	return MFAStatus{Enabled: true, Methods: []string{MethodTOTP, MethodRecoveryCode}, Remaining: &rem, Total: m.Codes.Total}
+	return s.MFAState(ctx, p.User.ID)
 }
 
 // TOTPSetup is what an authenticator app needs, shown for QR scan and manual entry.
@@ -423,7 +418,7 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 	if err := requireSession(p); err != nil {
 		return time.Time{}, err
 	}
-	st, err := s.MFAStatus(ctx, p.User.ID)
+	st, err := s.MFAState(ctx, p.User.ID)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -505,7 +500,7 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, c Client, p *Prin
 	}
 	// The state is told before the re-authentication is asked for: re-authenticating
 	// only to learn that MFA is off would be a waste of the user's time.
-	if st, err := s.MFAStatus(ctx, p.User.ID); err != nil {
+	if st, err := s.MFAState(ctx, p.User.ID); err != nil {
 		return nil, err
 	} else if !st.Enabled {
 		return nil, ErrMFANotEnabled
@@ -530,14 +525,14 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, c Client, p *Prin
 
 // RecoveryCodeCounts returns total and remaining codes.
 func (s *Service) RecoveryCodeCounts(ctx context.Context, p *Principal) (RecoveryCodeCounts, error) {
-	st, err := s.MFAStatus(ctx, p.User.ID)
+	st, err := s.MFAState(ctx, p.User.ID)
 	if err != nil {
 		return RecoveryCodeCounts{}, err
 	}
 	if !st.Enabled {
 		return RecoveryCodeCounts{}, ErrMFANotEnabled
 	}
-	return RecoveryCodeCounts{Total: st.Total, Remaining: *st.Remaining}, nil
+	return st.Codes, nil
 }
 
 // DisableMFA ("Remove") clears every MFA registration — the TOTP secret, any pending

@@ -3,6 +3,36 @@
 // recovery-code use, re-authentication — so that the JSON API, the web pages and the
 // admin CLI behave the same and both databases enforce the same thing. It imports no
 // storage and no HTTP: handlers parse, call one Service method and render.
+//
+// # Glossary
+//
+// "Sign-in" and "login" name the same act; a login (the noun) is what the user types
+// to name their account, a username or an email.
+//
+//   - User: an account. UserID, SessionID, TokenID, SSHKeyID and RecoveryRequestID
+//     are typed identifiers.
+//   - Session: a signed-in browser or API client, stored as the SHA-256 of its token.
+//   - Principal: the caller of a Service method, authenticated by a Session or an
+//     AccessToken; Client is where the request came from (IP, user agent).
+//   - PendingLogin: the stored state between a right password and the second factor;
+//     it grants only the second-factor step.
+//   - PendingSignIn: what that step reads in one query: the PendingLogin with its User,
+//     TOTPCredential and, where the store can, the account's second-factor counter.
+//   - SignInFinish: everything a successful sign-in step writes in one transaction.
+//   - LoginResult: what a sign-in step answers (signed in, or a second factor needed).
+//   - TOTPCredential: an enabled authenticator app; PendingTOTP: one being set up,
+//     shown to the user as TOTPSetup; EncryptedSecret: its sealed secret.
+//   - MFAState: whether a user's second factor is on, with RecoveryCodeCounts.
+//   - AttemptKey, AttemptState: one failure counter (second factor per account,
+//     password per account or per client IP); LimitPolicy says when it locks;
+//     AttemptStep is one change of it computed inside a store's write.
+//   - AccessToken: a personal access token; SSHKey: a registered recovery key.
+//   - RecoveryRequest: one "lost everything" request, with RecoveryEvidence once
+//     verified; PasswordReset: an emailed reset link.
+//   - Event: one line of the security log; OutboxMessage: a mail not sent by SMTP.
+//   - Error and Kind: the closed set of errors every surface knows how to show
+//     (errors.go). ErrNotFound and ErrConflict are what stores return; the Service
+//     turns them into the Errors that clients see.
 package auth
 
 import (
@@ -138,8 +168,8 @@ type Principal struct {
 	Session *Session     // nil when authenticated by a personal access token
 	Token   *AccessToken // nil when authenticated by a session
 	// mfa is the user's second-factor state read with the session, nil when not read
-	// (a personal access token): see MFAStatusOf.
-	mfa *MFAStatus
+	// (a personal access token): see MFAStateOf.
+	mfa *MFAState
 }
 
 // newToken returns n random bytes as unpadded base64url and the SHA-256 that is stored.

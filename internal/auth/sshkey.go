@@ -64,7 +64,7 @@ func (s *Service) DeleteSSHKey(ctx context.Context, c Client, p *Principal, id S
 		return err
 	}
 	if err := s.store.DeleteSSHKey(ctx, p.User.ID, id); errors.Is(err, ErrNotFound) {
-		return ErrNotFoundError
+		return ErrUnknownID
 	} else if err != nil {
 		return fmt.Errorf("deleting ssh key: %w", err)
 	}

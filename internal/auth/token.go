@@ -74,7 +74,7 @@ func (s *Service) DeleteToken(ctx context.Context, c Client, p *Principal, id To
 		return err
 	}
 	if err := s.store.DeleteToken(ctx, p.User.ID, id); errors.Is(err, ErrNotFound) {
-		return ErrNotFoundError
+		return ErrUnknownID
 	} else if err != nil {
 		return fmt.Errorf("deleting token: %w", err)
 	}

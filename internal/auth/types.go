@@ -145,15 +145,15 @@ type RecoveryCodeCounts struct {
 	Remaining int
 }
 
-// MFAState is a user's second factors as stored: whether TOTP is on, and the counts
-// of recovery codes.
+// MFAState is a user's second factors: whether TOTP is on, and the counts of
+// recovery codes (zero while it is off).
 type MFAState struct {
 	Enabled bool
 	Codes   RecoveryCodeCounts
 }
 
-// PendingSignIn is what the second-factor step reads, in one query: the pending login,
-// its user, and the user's TOTP credential (nil when there is none).
+// PendingSignIn is not stored: it is what the second-factor step reads, in one query:
+// the PendingLogin, its user, and the user's TOTP credential (nil when there is none).
 type PendingSignIn struct {
 	Pending PendingLogin
 	User    User

@@ -1,4 +1,4 @@
-// Package cli is Latchkey's command line: serve, migrate, admin … and bench. Run is the
+// Package cli is Latchkey's command line: serve, migrate and admin …. Run is the
 // whole program; main only calls it, so tests run every command in-process.
 package cli
 
@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os/signal"
 	"strings"
@@ -32,8 +33,6 @@ Usage:
   latchkey admin recovery list [--status S]
   latchkey admin recovery approve --reason TEXT ID
   latchkey admin recovery deny --reason TEXT ID
-  latchkey bench [--duration 5s] [--concurrency 32] [--json] [--database-url postgres://…]
-                                      measure the hot paths against same-run references
 
 Every flag also reads LATCHKEY_<FLAG> (e.g. --database-url ↔ LATCHKEY_DATABASE_URL);
 flags win. 'latchkey serve -h' lists them all.
@@ -53,8 +52,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = migrate(ctx, args[1:], getenv, stdout, stderr)
 	case "admin":
 		err = admin(ctx, args[1:], getenv, stdin, stdout, stderr)
-	case "bench":
-		err = bench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -137,7 +134,7 @@ func withApp(ctx context.Context, name string, args []string, getenv func(string
 		return err
 	}
 	// Operator commands log only warnings, so their output stays readable.
-	cfg.LogLevel = max(cfg.LogLevel, 4)
+	cfg.LogLevel = max(cfg.LogLevel, slog.LevelWarn)
 	app, err := NewApp(ctx, cfg, newLogger(cfg, stderr), nil)
 	if err != nil {
 		return err
@@ -185,7 +182,7 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdin
 			tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tMFA\tADMIN\tCREATED")
 			for _, u := range us {
-				st, err := app.Service.MFAStatus(ctx, u.ID)
+				st, err := app.Service.MFAState(ctx, u.ID)
 				if err != nil {
 					return err
 				}

@@ -339,6 +339,7 @@ func TestSecretNeverPrinted(t *testing.T) {
 		got  string
 	}{
 		{"%v", fmt.Sprintf("%v", s)},
+		//lint:ignore S1025 the test checks the %s verb itself, not String.
 		{"%s", fmt.Sprintf("%s", s)},
 		{"%+v", fmt.Sprintf("%+v", s)},
 		{"%#v", fmt.Sprintf("%#v", s)},

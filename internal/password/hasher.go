@@ -2,6 +2,7 @@ package password
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -124,7 +125,9 @@ func (h *Hasher) Verify(ctx context.Context, pw, phc string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return equal(got, want), nil
+	// In constant time, so the comparison leaks nothing about how many leading bytes
+	// matched.
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
 // VerifyDummy does the work of one Verify against a hash no password

@@ -4,7 +4,6 @@
 package password
 
 import (
-	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -188,10 +187,4 @@ func decode(phc string, lim limits) (Params, []byte, []byte, error) {
 // test can observe how many computations overlap.
 func argon2Key(pw, salt []byte, p Params) []byte {
 	return argon2.IDKey(pw, salt, p.Time, p.Memory, p.Threads, p.KeyLen)
-}
-
-// equal compares derived keys in constant time so the comparison leaks
-// nothing about how many leading bytes matched.
-func equal(a, b []byte) bool {
-	return subtle.ConstantTimeCompare(a, b) == 1
 }

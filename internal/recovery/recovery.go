@@ -10,6 +10,7 @@
 package recovery
 
 import (
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"io"
@@ -54,7 +55,7 @@ func Generate(r io.Reader, n int) ([]string, error) {
 		if _, err := io.ReadFull(r, raw[:]); err != nil {
 			return nil, fmt.Errorf("recovery: reading random code: %w", err)
 		}
-		canonical := encode(raw)
+		canonical := encoding.EncodeToString(raw[:])
 		if seen[canonical] {
 			return nil, errors.New("recovery: randomness source repeated a code")
 		}
@@ -64,23 +65,9 @@ func Generate(r io.Reader, n int) ([]string, error) {
 	return codes, nil
 }
 
-// encode writes 80 bits as 16 base32 characters, most significant bits first.
-func encode(raw [codeBytes]byte) string {
-	var out [codeLen]byte
-	var acc uint64
-	bits := 0
-	j := 0
-	for _, b := range raw {
-		acc = acc<<8 | uint64(b)
-		bits += 8
-		for bits >= 5 {
-			bits -= 5
-			out[j] = alphabet[(acc>>bits)&31]
-			j++
-		}
-	}
-	return string(out[:])
-}
+// encoding writes 80 bits as 16 base32 characters of the alphabet, most
+// significant bits first; 80 is a multiple of 5, so there is never padding.
+var encoding = base32.NewEncoding(alphabet).WithPadding(base32.NoPadding)
 
 // Normalize turns what a person typed into the canonical code: 16 lower-case
 // characters of the alphabet without dashes. It ignores case, spaces and
@@ -88,7 +75,8 @@ func encode(raw [codeBytes]byte) string {
 // copied by hand still works. Everything else is refused, including u and
 // every non-ASCII character: full-width or other look-alike letters are not
 // folded, because a recovery code is compared as bytes and silent folding of
-// Unicode would make "the same code" ambiguous.
+// Unicode would make "the same code" ambiguous. The folding is Crockford's and
+// not encoding/base32's, which is why this loop is written here.
 func Normalize(input string) (canonical string, ok bool) {
 	if len(input) > maxInput {
 		return "", false

@@ -114,11 +114,15 @@ func checkKeyType(typ string) error {
 	return fmt.Errorf("%w: unsupported key type %q; %s", ErrInvalidKey, truncate(typ, 40), acceptedTypes)
 }
 
+// keyAlgoDSA is the DSA key type's name, spelled out because x/crypto/ssh
+// deprecates its own constant along with DSA support.
+const keyAlgoDSA = "ssh-dss"
+
 // refusedType names the reason for the key types people commonly paste and
 // we refuse on purpose; it returns nil for every other type.
 func refusedType(typ string) error {
 	switch {
-	case typ == ssh.InsecureKeyAlgoDSA:
+	case typ == keyAlgoDSA:
 		return fmt.Errorf("%w: DSA (ssh-dss) keys are insecure and no longer accepted; %s", ErrInvalidKey, acceptedTypes)
 	case strings.HasSuffix(typ, "-cert-v01@openssh.com"):
 		return fmt.Errorf("%w: SSH certificates are not accepted; paste the plain public key; %s", ErrInvalidKey, acceptedTypes)

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -246,7 +247,7 @@ func (s *Server) measure(mux http.Handler) http.Handler {
 		}
 		d := time.Since(start)
 		s.metrics.observe(route, sw.status, d)
-		if s.log.Enabled(r.Context(), -4) {
+		if s.log.Enabled(r.Context(), slog.LevelDebug) {
 			s.log.Debug("request", "method", r.Method, "route", route, "status", sw.status, "duration", d)
 		}
 	})

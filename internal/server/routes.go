@@ -2,20 +2,76 @@ package server
 
 import (
 	"net/http"
-
-	"github.com/latchkey/latchkey/internal/web"
 )
 
-// routes mounts every route: the API's here, the pages' through web.Register (which
-// lists them in internal/web/web.go beside their handlers).
+// routes mounts every route of the binary, pages and API, in one list: a path's
+// handler, its adapter (signed in or not, form or JSON) and its method are all read
+// here.
 func (s *Server) routes(mux *http.ServeMux) {
-	web.New(s.svc, s.log, web.Options{SiteName: s.opts.SiteName, PublicURL: s.opts.PublicURL,
-		SecureCookies: s.opts.SecureCookies}).Register(mux)
-
-	a := s.api
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", s.metricsHandler())
+	s.pageRoutes(mux)
+	s.apiRoutes(mux)
+}
 
+// pageRoutes are the server-rendered pages (internal/web). Page forms post back with
+// a CSRF token (Post, AuthedPost); Authed pages need a browser session.
+func (s *Server) pageRoutes(mux *http.ServeMux) {
+	h := s.web
+	mux.HandleFunc("GET /static/latchkey.css", h.CSS)
+	mux.Handle("GET /{$}", h.Serve(h.Index))
+
+	mux.Handle("GET /signup", h.Serve(h.SignupForm))
+	mux.Handle("POST /signup", h.Post(h.Signup))
+	mux.Handle("GET /login", h.Serve(h.LoginForm))
+	mux.Handle("POST /login", h.Post(h.Login))
+	mux.Handle("GET /login/mfa", h.Serve(h.MFAForm(false)))
+	mux.Handle("POST /login/mfa", h.Post(h.LoginMFA(false)))
+	mux.Handle("GET /login/recovery-code", h.Serve(h.MFAForm(true)))
+	mux.Handle("POST /login/recovery-code", h.Post(h.LoginMFA(true)))
+	mux.Handle("POST /logout", h.Post(h.Logout))
+	mux.Handle("GET /password/forgot", h.Serve(h.ForgotForm))
+	mux.Handle("POST /password/forgot", h.Post(h.Forgot))
+	mux.Handle("GET /password/reset", h.Serve(h.ResetForm))
+	mux.Handle("POST /password/reset", h.Post(h.Reset))
+
+	mux.Handle("GET /settings/reauth", h.Authed(h.ReauthForm))
+	mux.Handle("POST /settings/reauth", h.AuthedPost(h.Reauth))
+	mux.Handle("GET /settings/authentication", h.Authed(h.Authentication))
+	mux.Handle("POST /settings/authentication/totp", h.AuthedPost(h.SetupTOTP))
+	mux.Handle("POST /settings/authentication/totp/confirm", h.AuthedPost(h.ConfirmTOTP))
+	mux.Handle("POST /settings/authentication/recovery-codes/regenerate", h.AuthedPost(h.Regenerate))
+	mux.Handle("POST /settings/authentication/recovery-codes.txt", h.AuthedPost(h.DownloadCodes))
+	mux.Handle("POST /settings/authentication/remove", h.AuthedPost(h.RemoveMFA))
+	mux.Handle("POST /settings/password", h.AuthedPost(h.ChangePassword))
+	mux.Handle("GET /settings/sessions", h.Authed(h.Sessions))
+	mux.Handle("POST /settings/sessions/{id}/revoke", h.AuthedPost(h.RevokeSession))
+	mux.Handle("GET /settings/security-log", h.Authed(h.SecurityLog))
+
+	// Personal access tokens, SSH keys, and recovery when everything is lost.
+	mux.Handle("GET /settings/tokens", h.Authed(h.Tokens))
+	mux.Handle("POST /settings/tokens", h.AuthedPost(h.CreateToken))
+	mux.Handle("POST /settings/tokens/{id}/revoke", h.AuthedPost(h.RevokeToken))
+	mux.Handle("GET /settings/ssh-keys", h.Authed(h.SSHKeys))
+	mux.Handle("POST /settings/ssh-keys", h.AuthedPost(h.AddSSHKey))
+	mux.Handle("POST /settings/ssh-keys/{id}/delete", h.AuthedPost(h.DeleteSSHKey))
+	mux.Handle("GET /recover", h.Serve(h.RecoverForm))
+	mux.Handle("POST /recover", h.Post(h.OpenRecovery))
+	mux.Handle("POST /recover/verify", h.Post(h.VerifyRecovery))
+	mux.Handle("GET /recover/cancel", h.Serve(h.CancelForm))
+	mux.Handle("POST /recover/cancel", h.Post(h.CancelRecovery))
+	mux.Handle("GET /admin/recovery", h.Authed(h.AdminRecovery))
+	mux.Handle("POST /admin/recovery/{id}/approve", h.AuthedPost(h.DecideRecovery(true)))
+	mux.Handle("POST /admin/recovery/{id}/deny", h.AuthedPost(h.DecideRecovery(false)))
+
+	// Everything else that is not an API path gets the 404 page in the site's style.
+	mux.Handle("/", h.Serve(h.NotFound))
+}
+
+// apiRoutes are the JSON API (internal/api) under /api/v1/. Authed endpoints take a
+// session cookie or a bearer token.
+func (s *Server) apiRoutes(mux *http.ServeMux) {
+	a := s.api
 	mux.Handle("POST /api/v1/signup", a.Serve(a.Signup))
 	mux.Handle("POST /api/v1/login", a.Serve(a.Login))
 	mux.Handle("POST /api/v1/login/mfa", a.Serve(a.LoginMFA))
@@ -42,15 +98,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/sessions", a.Authed(a.Sessions))
 	mux.Handle("DELETE /api/v1/sessions/{id}", a.Authed(a.RevokeSession))
 	mux.Handle("GET /api/v1/security-log", a.Authed(a.SecurityLog))
-	s.recoveryRoutes(mux)
 
-	// Anything else under /api/ answers in JSON, not with an HTML 404.
-	mux.Handle("/api/", a.Serve(a.NotFound))
-}
-
-// recoveryRoutes lists the routes of SSH keys and recovery requests (issue 5).
-func (s *Server) recoveryRoutes(mux *http.ServeMux) {
-	a := s.api
+	// SSH keys, and recovery requests with their administrator decisions.
 	mux.Handle("GET /api/v1/ssh-keys", a.Authed(a.SSHKeys))
 	mux.Handle("POST /api/v1/ssh-keys", a.Authed(a.AddSSHKey))
 	mux.Handle("DELETE /api/v1/ssh-keys/{id}", a.Authed(a.DeleteSSHKey))
@@ -62,4 +111,7 @@ func (s *Server) recoveryRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/admin/recovery-requests", a.Authed(a.AdminRecoveryRequests))
 	mux.Handle("POST /api/v1/admin/recovery-requests/{id}/approve", a.Authed(a.ApproveRecovery))
 	mux.Handle("POST /api/v1/admin/recovery-requests/{id}/deny", a.Authed(a.DenyRecovery))
+
+	// Anything else under /api/ answers in JSON, not with an HTML 404.
+	mux.Handle("/api/", a.Serve(a.NotFound))
 }

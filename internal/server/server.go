@@ -15,6 +15,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/web"
 )
 
 // Options configure the handler.
@@ -43,6 +44,7 @@ type Server struct {
 	svc     *auth.Service
 	log     *slog.Logger
 	api     *api.Handler
+	web     *web.Handler
 	metrics *Metrics
 	reg     *prometheus.Registry
 	handler http.Handler
@@ -62,7 +64,9 @@ func New(opts Options, d Deps) *Server {
 	if m == nil {
 		m = NewMetrics(reg, opts.HashStats)
 	}
-	s := &Server{opts: opts, svc: d.Service, log: d.Logger, api: api.New(d.Service, d.Logger), metrics: m, reg: reg}
+	s := &Server{opts: opts, svc: d.Service, log: d.Logger, api: api.New(d.Service, d.Logger), metrics: m, reg: reg,
+		web: web.New(d.Service, d.Logger, web.Options{SiteName: opts.SiteName, PublicURL: opts.PublicURL,
+			SecureCookies: opts.SecureCookies})}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	s.handler = s.middleware(mux)

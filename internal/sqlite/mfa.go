@@ -76,27 +76,6 @@ func (s *Store) AdvanceTOTPStep(ctx context.Context, user auth.UserID, step int6
 	return one(n), nil
 }
 
-// AdvanceTOTPStepUnbatched is AdvanceTOTPStep as one autocommitted statement on a
-// pooled connection, outside the group commit: each call waits for the write lock and
-// pays for its own commit (and fsync), as every write did before writer.go. It is
-// what 'latchkey bench' measures as the database's raw rate of one-row committed
-// updates; the server never calls it.
-func (s *Store) AdvanceTOTPStepUnbatched(ctx context.Context, user auth.UserID, step int64) (bool, error) {
-	var n int64
-	err := retryBusy(ctx, func() error {
-		st, err := s.stmt(ctx, advanceStep)
-		if err != nil {
-			return err
-		}
-		n, err = rowsAffected(st.ExecContext(ctx, step, user, step))
-		return err
-	})
-	if err != nil {
-		return false, mapErr("advance totp step", err)
-	}
-	return one(n), nil
-}
-
 // DisableMFA deletes the credential, the pending setup, every recovery code and the
 // other sessions in one transaction, and reports whether a credential existed.
 func (s *Store) DisableMFA(ctx context.Context, user auth.UserID, keep auth.SessionID) (bool, error) {

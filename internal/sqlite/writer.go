@@ -42,9 +42,9 @@ import (
 // Under steady concurrent writes that arrive a few milliseconds apart (sign-ins while
 // argon2id saturates the CPU, ~90 writes/s), batches hold one write each and every
 // write pays its own fsync. Each fsync holds one of the process's Ps while it blocks,
-// and the I/O's interrupts and context switches cost the hashing around it its caches:
-// on the CI machine that was several per cent of sign-in throughput (0.93 with the
-// file on tmpfs, against 0.88 on disk).
+// and the I/O's interrupts and context switches cost the hashing around it its caches,
+// a few per cent of sign-in throughput (the README's *How it is built* gives the
+// measurement with and without the delay).
 //
 // So a batch of one write may wait up to commitDelay for a second before it commits,
 // but only while waiting pays: the writer holds a credit of waits, set to maxWaitCredit

@@ -218,30 +218,6 @@ func TestUpdateAttemptsRefusal(t *testing.T) {
 	}
 }
 
-// TestAdvanceTOTPStepUnbatched: the bench's reference path settles races exactly as
-// AdvanceTOTPStep does: only a later step wins.
-func TestAdvanceTOTPStepUnbatched(t *testing.T) {
-	s := newStore(t)
-	ctx := t.Context()
-	u := newUser("stepper")
-	if err := s.CreateUser(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	cred := &auth.TOTPCredential{UserID: u.ID, Secret: auth.EncryptedSecret{KeyID: "k", Ciphertext: []byte("c")},
-		LastStep: 10, CreatedAt: time.Unix(1, 0)}
-	if err := s.EnableTOTP(ctx, cred, nil, 0); err != nil {
-		t.Fatal(err)
-	}
-	for _, tt := range []struct {
-		step int64
-		want bool
-	}{{10, false}, {9, false}, {11, true}, {11, false}, {12, true}} {
-		if won, err := s.AdvanceTOTPStepUnbatched(ctx, u.ID, tt.step); err != nil || won != tt.want {
-			t.Errorf("AdvanceTOTPStepUnbatched(%d) = %v, %v, want %v", tt.step, won, err, tt.want)
-		}
-	}
-}
-
 // holdWriter runs a write that keeps the writer busy until the returned function is
 // called, so that the writes started meanwhile queue up and share the next batch.
 func holdWriter(t *testing.T, s *Store) (release func()) {

@@ -2,21 +2,21 @@
 // parameters every common authenticator app understands: HMAC-SHA1, six
 // digits and a 30-second period.
 //
-// It is written by hand rather than taken from a library because the whole
-// algorithm is about sixty lines on top of crypto/sha1 and crypto/subtle, and
-// because Verify sits on the sign-in hot path, where it must compare in
-// constant time, look at every step of the window without an early exit, and
-// allocate nothing. The common libraries build an hmac.Hash per call, format
-// codes with fmt and compare strings with ==; none of them gives those
-// guarantees.
+// The HMAC is crypto/hmac's. What is written here is the rest of RFC 4226/6238
+// (the counter, the dynamic truncation, the window) because Verify sits on the
+// sign-in hot path, where it must compare in constant time and look at every
+// step of the window without an early exit; the common TOTP libraries format
+// codes with fmt, compare strings with == and stop at the first match.
 package totp
 
 import (
+	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
 	"time"
@@ -37,9 +37,6 @@ const secretSize = 20
 // maxWindow bounds how many steps either side of now Verify looks at. More
 // than two steps (a minute of clock drift each way) only helps an attacker.
 const maxWindow = 2
-
-// blockSize is SHA-1's block size, the HMAC key block length (RFC 2104).
-const blockSize = 64
 
 // NewSecret reads a fresh 20-byte secret from r, which in production is
 // crypto/rand.Reader; it is a parameter so tests can be deterministic.
@@ -72,8 +69,7 @@ func Step(t time.Time) int64 {
 // Code returns the six-digit code for secret at step, with leading zeros. It
 // is what an authenticator app shows; the server itself only needs Verify.
 func Code(secret []byte, step int64) string {
-	var k key
-	k.init(secret)
+	k := newKey(secret)
 	var out [Digits]byte
 	k.code(step, &out)
 	return string(out[:])
@@ -87,8 +83,8 @@ func Code(secret []byte, step int64) string {
 // code must be exactly six ASCII digits: signs, spaces, other lengths and
 // non-ASCII digits are wrong codes, never normalised. Every step in the window
 // is computed and compared in constant time without an early exit, so the
-// time taken says nothing about which step, if any, matched. Verify does not
-// allocate.
+// time taken says nothing about which step, if any, matched. One HMAC is keyed
+// per call and reset for each step.
 func Verify(secret []byte, code string, now time.Time, window int) (step int64, ok bool) {
 	// The shape of the code and the presence of a secret are not secret, so
 	// refusing them early leaks nothing.
@@ -104,8 +100,7 @@ func Verify(secret []byte, code string, now time.Time, window int) (step int64, 
 	}
 	window = max(0, min(window, maxWindow))
 
-	var k key
-	k.init(secret)
+	k := newKey(secret)
 	current := Step(now)
 	var matched int64
 	found := 0
@@ -169,40 +164,25 @@ func escape(s string) string {
 	return b.String()
 }
 
-// key holds the HMAC-SHA1 inner and outer blocks with room for the message
-// behind them, so that each step costs two sha1.Sum calls over fixed arrays
-// and nothing escapes to the heap (hmac.New and sha1.New both allocate).
+// key is an HMAC-SHA1 keyed with one secret, with room for the counter and the
+// MAC beside it, so that computing a step allocates nothing beyond newKey.
 type key struct {
-	inner [blockSize + 8]byte         // (K ^ ipad) || counter
-	outer [blockSize + sha1.Size]byte // (K ^ opad) || inner hash
+	mac     hash.Hash
+	counter [8]byte
+	sum     [sha1.Size]byte
 }
 
-// init derives the padded key blocks from secret as RFC 2104 prescribes:
-// a key longer than the block size is replaced by its SHA-1 hash, and the
-// result is zero-padded to the block size.
-func (k *key) init(secret []byte) {
-	var hashed [sha1.Size]byte
-	if len(secret) > blockSize {
-		hashed = sha1.Sum(secret)
-		secret = hashed[:]
-	}
-	for i := 0; i < blockSize; i++ {
-		var c byte
-		if i < len(secret) {
-			c = secret[i]
-		}
-		k.inner[i] = c ^ 0x36
-		k.outer[i] = c ^ 0x5c
-	}
+func newKey(secret []byte) *key {
+	return &key{mac: hmac.New(sha1.New, secret)}
 }
 
 // code writes the Digits-digit code for step into out: HMAC-SHA1 over the
 // big-endian counter, then the dynamic truncation of RFC 4226 §5.3.
 func (k *key) code(step int64, out *[Digits]byte) {
-	binary.BigEndian.PutUint64(k.inner[blockSize:], uint64(step))
-	innerSum := sha1.Sum(k.inner[:])
-	copy(k.outer[blockSize:], innerSum[:])
-	mac := sha1.Sum(k.outer[:])
+	binary.BigEndian.PutUint64(k.counter[:], uint64(step))
+	k.mac.Reset()
+	k.mac.Write(k.counter[:])
+	mac := k.mac.Sum(k.sum[:0])
 
 	offset := mac[sha1.Size-1] & 0x0f
 	v := binary.BigEndian.Uint32(mac[offset:offset+4]) & 0x7fffffff

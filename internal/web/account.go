@@ -5,8 +5,8 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/status"
 )
 
 // signedIn reports whether the request carries a live browser session.
@@ -24,7 +24,8 @@ func afterSignIn(next string) string {
 	return "/settings/authentication"
 }
 
-func (h *Handler) signupForm(w http.ResponseWriter, r *http.Request) error {
+// SignupForm shows the sign-up form; a signed-in browser goes to its settings.
+func (h *Handler) SignupForm(w http.ResponseWriter, r *http.Request) error {
 	if signedIn(r) {
 		redirect(w, r, "/settings/authentication")
 		return nil
@@ -33,8 +34,8 @@ func (h *Handler) signupForm(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// signup creates the account and signs it in, as people expect of a sign-up form.
-func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
+// Signup creates the account and signs it in, as people expect of a sign-up form.
+func (h *Handler) Signup(w http.ResponseWriter, r *http.Request) error {
 	username, email, pw := strings.TrimSpace(r.PostFormValue("username")), strings.TrimSpace(r.PostFormValue("email")), r.PostFormValue("password")
 	if _, err := h.svc.Signup(r.Context(), client(r), username, email, pw); err != nil {
 		pg := h.newPage(w, r, "Create your account")
@@ -42,7 +43,7 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 		if !pg.formError(err, "") {
 			return err
 		}
-		h.render(w, api.Status(auth.AsError(err).Kind), "signup", pg)
+		h.render(w, status.Code(auth.AsError(err).Kind), "signup", pg)
 		return nil
 	}
 	res, err := h.svc.Login(r.Context(), client(r), username, pw)
@@ -56,7 +57,8 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) error {
+// LoginForm shows the sign-in form; a signed-in browser goes where next= says.
+func (h *Handler) LoginForm(w http.ResponseWriter, r *http.Request) error {
 	if signedIn(r) {
 		redirect(w, r, afterSignIn(r.URL.Query().Get("next")))
 		return nil
@@ -65,9 +67,9 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// login is the password step. With MFA on, the pending token goes into its own
+// Login is the password step. With MFA on, the pending token goes into its own
 // short-lived cookie and the browser moves on to the code page.
-func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) Login(w http.ResponseWriter, r *http.Request) error {
 	login, next := strings.TrimSpace(r.PostFormValue("login")), localPath(r.PostFormValue("next"))
 	res, err := h.svc.Login(r.Context(), client(r), login, r.PostFormValue("password"))
 	if err != nil {
@@ -100,18 +102,18 @@ func (h *Handler) formOrPage(w http.ResponseWriter, err error, tmpl string, pg *
 		pg.Error = e.Message
 		pg.RetryAfter = retryText(e.RetryAfter)
 		setRetryAfter(w, e.RetryAfter)
-		h.render(w, api.Status(e.Kind), tmpl, pg)
+		h.render(w, status.Code(e.Kind), tmpl, pg)
 		return nil
 	}
 	if !pg.formError(err, field) {
 		return err
 	}
-	h.render(w, api.Status(e.Kind), tmpl, pg)
+	h.render(w, status.Code(e.Kind), tmpl, pg)
 	return nil
 }
 
-// mfaForm shows the code page, or the recovery-code page.
-func (h *Handler) mfaForm(recovery bool) pageFunc {
+// MFAForm shows the code page, or the recovery-code page.
+func (h *Handler) MFAForm(recovery bool) PageFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if cookieValue(r, h.mfaCookieName()) == "" {
 			redirect(w, r, "/login")
@@ -126,8 +128,8 @@ func (h *Handler) mfaForm(recovery bool) pageFunc {
 	}
 }
 
-// loginMFA is the second-factor step.
-func (h *Handler) loginMFA(recovery bool) pageFunc {
+// LoginMFA is the second-factor step.
+func (h *Handler) LoginMFA(recovery bool) PageFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		token := cookieValue(r, h.mfaCookieName())
 		if token == "" {
@@ -163,7 +165,8 @@ func (h *Handler) loginMFA(recovery bool) pageFunc {
 	}
 }
 
-func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
+// Logout ends the browser's session and clears its cookie.
+func (h *Handler) Logout(w http.ResponseWriter, r *http.Request) error {
 	if p := auth.PrincipalFrom(r.Context()); p != nil && p.Session != nil {
 		if err := h.svc.Logout(r.Context(), client(r), p); err != nil {
 			return err
@@ -175,13 +178,14 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) forgotForm(w http.ResponseWriter, r *http.Request) error {
+// ForgotForm asks for the address to send a password-reset link to.
+func (h *Handler) ForgotForm(w http.ResponseWriter, r *http.Request) error {
 	h.render(w, http.StatusOK, "forgot", h.newPage(w, r, "Reset your password"))
 	return nil
 }
 
-// forgot answers the same whether or not the address is known.
-func (h *Handler) forgot(w http.ResponseWriter, r *http.Request) error {
+// Forgot answers the same whether or not the address is known.
+func (h *Handler) Forgot(w http.ResponseWriter, r *http.Request) error {
 	email := strings.TrimSpace(r.PostFormValue("email"))
 	if err := h.svc.ForgotPassword(r.Context(), client(r), email); err != nil {
 		pg := h.newPage(w, r, "Reset your password")
@@ -192,10 +196,10 @@ func (h *Handler) forgot(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// resetForm renders the new-password form with the emailed token in a hidden field, so
+// ResetForm renders the new-password form with the emailed token in a hidden field, so
 // that the form posts it in the body; the page is served with Referrer-Policy:
 // no-referrer so the token in this URL is not sent anywhere else.
-func (h *Handler) resetForm(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) ResetForm(w http.ResponseWriter, r *http.Request) error {
 	pg := h.newPage(w, r, "Choose a new password")
 	pg.Values["token"] = r.URL.Query().Get("token")
 	if pg.Values["token"] == "" {
@@ -205,7 +209,8 @@ func (h *Handler) resetForm(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) reset(w http.ResponseWriter, r *http.Request) error {
+// Reset sets the new password from a reset link's form.
+func (h *Handler) Reset(w http.ResponseWriter, r *http.Request) error {
 	token := r.PostFormValue("token")
 	if err := h.svc.ResetPassword(r.Context(), client(r), token, r.PostFormValue("new_password")); err != nil {
 		pg := h.newPage(w, r, "Choose a new password")
@@ -220,8 +225,9 @@ func (h *Handler) reset(w http.ResponseWriter, r *http.Request) error {
 // reauthData tells the re-authentication form whether to ask for a code.
 type reauthData struct{ MFA bool }
 
-func (h *Handler) reauthForm(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
-	st, err := h.svc.MFAStatusOf(r.Context(), p)
+// ReauthForm asks a signed-in user to confirm it is them before a sensitive action.
+func (h *Handler) ReauthForm(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	st, err := h.svc.MFAStateOf(r.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -231,14 +237,15 @@ func (h *Handler) reauthForm(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	return nil
 }
 
-func (h *Handler) reauth(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// Reauth checks the password and, with MFA on, a code, and reopens the window for sensitive actions.
+func (h *Handler) Reauth(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	code, rc := strings.TrimSpace(r.PostFormValue("code")), strings.TrimSpace(r.PostFormValue("recovery_code"))
 	if code != "" && rc != "" {
 		rc = "" // both filled in: the app's code is the one people mean
 	}
 	_, err := h.svc.Reauth(r.Context(), client(r), p, r.PostFormValue("password"), code, rc)
 	if err != nil {
-		st, serr := h.svc.MFAStatusOf(r.Context(), p)
+		st, serr := h.svc.MFAStateOf(r.Context(), p)
 		if serr != nil {
 			return serr
 		}

@@ -9,14 +9,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/qrcode"
 	"github.com/latchkey/latchkey/internal/recovery"
+	"github.com/latchkey/latchkey/internal/status"
 )
 
 // authData is the authentication settings page.
 type authData struct {
-	MFA         auth.MFAStatus
+	MFA         auth.MFAState
 	Remaining   int
 	Low         bool
 	Setup       *setupView // a setup in progress, when MFA is off
@@ -44,14 +45,11 @@ type codesData struct {
 }
 
 func (h *Handler) authData(r *http.Request, p *auth.Principal) (*authData, error) {
-	st, err := h.svc.MFAStatusOf(r.Context(), p)
+	st, err := h.svc.MFAStateOf(r.Context(), p)
 	if err != nil {
 		return nil, err
 	}
-	d := &authData{MFA: st, Low: st.Low(), ReauthUntil: h.svc.ReauthUntil(p)}
-	if st.Remaining != nil {
-		d.Remaining = *st.Remaining
-	}
+	d := &authData{MFA: st, Remaining: st.Codes.Remaining, Low: st.Low(), ReauthUntil: h.svc.ReauthUntil(p)}
 	if !st.Enabled {
 		setup, err := h.svc.PendingSetup(r.Context(), p)
 		switch {
@@ -68,13 +66,13 @@ func (h *Handler) authData(r *http.Request, p *auth.Principal) (*authData, error
 }
 
 func newSetupView(s *auth.TOTPSetup) (*setupView, error) {
-	svg, _, err := api.QR(s.URI, "svg")
+	svg, err := qrcode.SVG(s.URI)
 	if err != nil {
 		return nil, fmt.Errorf("drawing QR code: %w", err)
 	}
 	return &setupView{
-		// The SVG is drawn by api.QRSVG from module coordinates only: no input text
-		// reaches the markup, so it is safe to inline.
+		// qrcode.SVG builds the markup from module coordinates only: no input text
+		// reaches it, so it is safe to inline.
 		QR:           template.HTML(svg),
 		SecretGroups: groupsOfFour(s.SecretBase32()),
 		Account:      s.Account, Issuer: s.Issuer, Algorithm: s.Algorithm,
@@ -94,7 +92,8 @@ func groupsOfFour(s string) string {
 	return b.String()
 }
 
-func (h *Handler) authentication(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// Authentication shows the authentication settings: password, app, recovery codes.
+func (h *Handler) Authentication(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	d, err := h.authData(r, p)
 	if err != nil {
 		return err
@@ -118,8 +117,8 @@ func (h *Handler) renderAuthentication(w http.ResponseWriter, r *http.Request, p
 	return nil
 }
 
-// setupTOTP is "Add multiple-factor authentication": a new secret, shown on the page.
-func (h *Handler) setupTOTP(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// SetupTOTP is "Add multiple-factor authentication": a new secret, shown on the page.
+func (h *Handler) SetupTOTP(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	if _, err := h.svc.SetupTOTP(r.Context(), client(r), p); err != nil {
 		return err
 	}
@@ -127,9 +126,9 @@ func (h *Handler) setupTOTP(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	return nil
 }
 
-// confirmTOTP is "Save": a right code turns MFA on and shows the recovery codes once; a
+// ConfirmTOTP is "Save": a right code turns MFA on and shows the recovery codes once; a
 // wrong one is shown next to the Code field and changes nothing.
-func (h *Handler) confirmTOTP(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+func (h *Handler) ConfirmTOTP(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	codes, err := h.svc.ConfirmTOTP(r.Context(), client(r), p, strings.TrimSpace(r.PostFormValue("code")))
 	if err != nil {
 		e := auth.AsError(err)
@@ -159,7 +158,8 @@ func (h *Handler) showCodes(w http.ResponseWriter, r *http.Request, codes []stri
 // it, and the form works without JavaScript.
 func confirmed(r *http.Request) bool { return r.PostFormValue("confirm") == "yes" }
 
-func (h *Handler) regenerate(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// Regenerate replaces the recovery codes once the user ticks the confirmation.
+func (h *Handler) Regenerate(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	if !confirmed(r) {
 		return h.renderAuthentication(w, r, p, http.StatusBadRequest, func(pg *page) {
 			pg.Fields["confirm_regenerate"] = "Tick the box to confirm that your current codes stop working."
@@ -173,7 +173,8 @@ func (h *Handler) regenerate(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	return nil
 }
 
-func (h *Handler) removeMFA(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// RemoveMFA turns the second factor off once the user ticks the confirmation.
+func (h *Handler) RemoveMFA(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	if !confirmed(r) {
 		return h.renderAuthentication(w, r, p, http.StatusBadRequest, func(pg *page) {
 			pg.Fields["confirm_remove"] = "Tick the box to confirm the removal."
@@ -190,10 +191,10 @@ func (h *Handler) removeMFA(w http.ResponseWriter, r *http.Request, p *auth.Prin
 // lower-case Crockford characters.
 var shownCode = regexp.MustCompile(`^[0-9a-hjkmnp-tv-z]{4}-[0-9a-hjkmnp-tv-z]{4}-[0-9a-hjkmnp-tv-z]{4}-[0-9a-hjkmnp-tv-z]{4}$`)
 
-// downloadCodes turns the codes on the page into a text file. The server keeps only
+// DownloadCodes turns the codes on the page into a text file. The server keeps only
 // hashes, so the page posts the codes back; each must look exactly like a recovery code
 // so that this cannot be used to serve arbitrary text as a download from our origin.
-func (h *Handler) downloadCodes(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+func (h *Handler) DownloadCodes(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	codes := r.PostForm["code"]
 	if len(codes) == 0 || len(codes) > recovery.Count {
 		return auth.E(auth.KindInvalidInput, "invalid_codes", "There are no recovery codes to download.")
@@ -219,7 +220,8 @@ func (h *Handler) downloadCodes(w http.ResponseWriter, r *http.Request, p *auth.
 	return nil
 }
 
-func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// ChangePassword changes the password from the settings form.
+func (h *Handler) ChangePassword(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	err := h.svc.ChangePassword(r.Context(), client(r), p, r.PostFormValue("current_password"), r.PostFormValue("new_password"))
 	if err == nil {
 		redirect(w, r, "/settings/authentication?done=password_changed")
@@ -229,7 +231,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, p *auth
 	if e == nil || (e.Kind != auth.KindInvalidInput && e.Kind != auth.KindInvalidCredentials) {
 		return err
 	}
-	return h.renderAuthentication(w, r, p, api.Status(e.Kind), func(pg *page) {
+	return h.renderAuthentication(w, r, p, status.Code(e.Kind), func(pg *page) {
 		if len(e.Fields) > 0 {
 			for k, v := range e.Fields {
 				pg.Fields[k] = v

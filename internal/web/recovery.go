@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/auth"
 	"github.com/latchkey/latchkey/internal/recovery"
+	"github.com/latchkey/latchkey/internal/status"
 )
 
 // challengeData is the page that shows a recovery challenge and takes the proof.
@@ -34,15 +34,16 @@ type recoverResult struct {
 // is not displayed, so the form cannot be used to put other words on our page.
 var shownChallenge = regexp.MustCompile(`^` + regexp.QuoteMeta(auth.ChallengePrefix) + `[0-9a-f]{32}$`)
 
-func (h *Handler) recoverForm(w http.ResponseWriter, r *http.Request) error {
+// RecoverForm starts account recovery for someone who lost every factor.
+func (h *Handler) RecoverForm(w http.ResponseWriter, r *http.Request) error {
 	h.render(w, http.StatusOK, "recover", h.newPage(w, r, "Recover your account"))
 	return nil
 }
 
-// openRecovery opens a request and shows its challenge. Unknown logins get the same
+// OpenRecovery opens a request and shows its challenge. Unknown logins get the same
 // page (the service returns a decoy of the same shape), so it tells nothing about
 // which accounts exist.
-func (h *Handler) openRecovery(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) OpenRecovery(w http.ResponseWriter, r *http.Request) error {
 	login := strings.TrimSpace(r.PostFormValue("login"))
 	ch, err := h.svc.OpenRecovery(r.Context(), client(r), login)
 	if err != nil {
@@ -56,10 +57,10 @@ func (h *Handler) openRecovery(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// verifyRecovery takes the pasted signature or token. A failure shows the one generic
+// VerifyRecovery takes the pasted signature or token. A failure shows the one generic
 // message and the same challenge again, since a failed attempt leaves it valid; the
 // fifth failure closes the request and gets its own page.
-func (h *Handler) verifyRecovery(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) VerifyRecovery(w http.ResponseWriter, r *http.Request) error {
 	id := strings.TrimSpace(r.PostFormValue("request_id"))
 	sig, tok := strings.TrimSpace(r.PostFormValue("ssh_signature")), strings.TrimSpace(r.PostFormValue("personal_access_token"))
 	d := challengeData{RequestID: id, Namespace: recovery.Namespace, Token: sig == "" && tok != ""}
@@ -97,7 +98,7 @@ func (h *Handler) verifyRecovery(w http.ResponseWriter, r *http.Request) error {
 			h.render(w, http.StatusTooManyRequests, "recover_result", pg)
 			return nil
 		case e != nil && e.Kind == auth.KindInvalidInput:
-			return again(api.Status(e.Kind), func(pg *page) { pg.Error = e.Message })
+			return again(status.Code(e.Kind), func(pg *page) { pg.Error = e.Message })
 		}
 		return err
 	}
@@ -107,10 +108,10 @@ func (h *Handler) verifyRecovery(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// cancelForm is where the owner's emailed link lands. A GET changes nothing (mail
+// CancelForm is where the owner's emailed link lands. A GET changes nothing (mail
 // scanners follow links); the button posts the token from a hidden field. The page is
 // served with Referrer-Policy: no-referrer, so the token in this URL goes nowhere else.
-func (h *Handler) cancelForm(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) CancelForm(w http.ResponseWriter, r *http.Request) error {
 	pg := h.newPage(w, r, "Cancel the recovery request")
 	tok := r.URL.Query().Get("token")
 	if tok == "" {
@@ -121,7 +122,8 @@ func (h *Handler) cancelForm(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) cancelRecovery(w http.ResponseWriter, r *http.Request) error {
+// CancelRecovery cancels a recovery request with the token from the owner's mail.
+func (h *Handler) CancelRecovery(w http.ResponseWriter, r *http.Request) error {
 	tok := r.PostFormValue("token")
 	if err := h.svc.CancelRecovery(r.Context(), client(r), tok); err != nil {
 		pg := h.newPage(w, r, "Cancel the recovery request")
@@ -145,7 +147,8 @@ type adminData struct {
 var adminStatuses = []string{auth.RecoveryVerified, auth.RecoveryPending, auth.RecoveryApproved, auth.RecoveryDenied,
 	auth.RecoveryCancelled, auth.RecoveryClosed, auth.RecoveryExpired}
 
-func (h *Handler) adminRecovery(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// AdminRecovery lists the recovery requests for an administrator to decide.
+func (h *Handler) AdminRecovery(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	return h.renderAdmin(w, r, p, http.StatusOK, nil)
 }
 
@@ -167,9 +170,9 @@ func (h *Handler) renderAdmin(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	return nil
 }
 
-// decideRecovery approves or denies a request. Both need an administrator's session
+// DecideRecovery approves or denies a request. Both need an administrator's session
 // within the re-authentication window and a reason, which the user is mailed.
-func (h *Handler) decideRecovery(approve bool) authedFunc {
+func (h *Handler) DecideRecovery(approve bool) AuthedFunc {
 	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 		id, reason := auth.RecoveryRequestID(r.PathValue("id")), r.PostFormValue("reason")
 		var err error
@@ -183,7 +186,7 @@ func (h *Handler) decideRecovery(approve bool) authedFunc {
 			if e == nil || (e.Kind != auth.KindInvalidInput && e.Kind != auth.KindConflict) {
 				return err
 			}
-			return h.renderAdmin(w, r, p, api.Status(e.Kind), func(pg *page, d *adminData) {
+			return h.renderAdmin(w, r, p, status.Code(e.Kind), func(pg *page, d *adminData) {
 				d.Failed = string(id)
 				pg.Values["reason"] = reason
 				if e.Fields["reason"] != "" {

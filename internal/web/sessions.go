@@ -13,7 +13,8 @@ type sessionView struct {
 	Current bool
 }
 
-func (h *Handler) sessions(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// Sessions lists the user's signed-in sessions.
+func (h *Handler) Sessions(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	list, err := h.svc.Sessions(r.Context(), p)
 	if err != nil {
 		return err
@@ -28,7 +29,8 @@ func (h *Handler) sessions(w http.ResponseWriter, r *http.Request, p *auth.Princ
 	return nil
 }
 
-func (h *Handler) revokeSession(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// RevokeSession ends one of the user's sessions.
+func (h *Handler) RevokeSession(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		return errNotFound
@@ -45,7 +47,8 @@ func (h *Handler) revokeSession(w http.ResponseWriter, r *http.Request, p *auth.
 	return nil
 }
 
-func (h *Handler) securityLog(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// SecurityLog shows the user's latest security events.
+func (h *Handler) SecurityLog(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	events, err := h.svc.Events(r.Context(), p, 100)
 	if err != nil {
 		return err

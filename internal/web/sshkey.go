@@ -7,9 +7,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/auth"
 	"github.com/latchkey/latchkey/internal/recovery"
+	"github.com/latchkey/latchkey/internal/status"
 )
 
 // sshKeysData is the SSH keys page.
@@ -17,7 +17,8 @@ type sshKeysData struct {
 	Keys []auth.SSHKey
 }
 
-func (h *Handler) sshKeys(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// SSHKeys lists the SSH keys that can prove the user's identity in recovery.
+func (h *Handler) SSHKeys(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	return h.renderSSHKeys(w, r, p, http.StatusOK, nil)
 }
 
@@ -35,16 +36,16 @@ func (h *Handler) renderSSHKeys(w http.ResponseWriter, r *http.Request, p *auth.
 	return nil
 }
 
-// addSSHKey registers a key. The parser's problem (a private key pasted, DSA, two
+// AddSSHKey registers a key. The parser's problem (a private key pasted, DSA, two
 // lines…) is shown next to the key field with what was pasted, so it can be fixed.
-func (h *Handler) addSSHKey(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+func (h *Handler) AddSSHKey(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	title, key := strings.TrimSpace(r.PostFormValue("title")), r.PostFormValue("public_key")
 	if _, err := h.svc.AddSSHKey(r.Context(), client(r), p, title, key); err != nil {
 		e := auth.AsError(err)
 		if e == nil || (e.Kind != auth.KindInvalidInput && e.Kind != auth.KindConflict) {
 			return err
 		}
-		return h.renderSSHKeys(w, r, p, api.Status(e.Kind), func(pg *page) {
+		return h.renderSSHKeys(w, r, p, status.Code(e.Kind), func(pg *page) {
 			pg.Values["title"], pg.Values["public_key"] = title, key
 			if e.Code == "invalid_ssh_key" {
 				// "invalid SSH public key: more than one line" reads better as the reason alone.
@@ -59,7 +60,8 @@ func (h *Handler) addSSHKey(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	return nil
 }
 
-func (h *Handler) deleteSSHKey(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// DeleteSSHKey removes one of the user's SSH keys.
+func (h *Handler) DeleteSSHKey(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		return errNotFound

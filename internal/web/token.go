@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/status"
 )
 
 // tokensData is the personal access tokens page. New is set only on the answer to the
@@ -24,7 +24,8 @@ type tokensData struct {
 // short enough that a forgotten token dies on its own.
 const defaultTokenDays = "30"
 
-func (h *Handler) tokens(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// Tokens lists the user's personal access tokens.
+func (h *Handler) Tokens(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	return h.renderTokens(w, r, p, http.StatusOK, nil)
 }
 
@@ -60,8 +61,8 @@ func tokenExpiry(choice, days string) (int, string) {
 	return n, ""
 }
 
-// createToken makes a token and shows its secret once, in this response.
-func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// CreateToken makes a token and shows its secret once, in this response.
+func (h *Handler) CreateToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	name, choice, daysText := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("expiry"), r.PostFormValue("expires_in_days")
 	again := func(pg *page, d *tokensData) {
 		pg.Values["name"], pg.Values["expires_in_days"], d.Never = name, daysText, choice == "never"
@@ -80,7 +81,7 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		if e == nil || e.Kind != auth.KindInvalidInput {
 			return err // re-authentication, forbidden, internal: whole-page answers
 		}
-		return h.renderTokens(w, r, p, api.Status(e.Kind), func(pg *page, d *tokensData) {
+		return h.renderTokens(w, r, p, status.Code(e.Kind), func(pg *page, d *tokensData) {
 			again(pg, d)
 			pg.formError(err, "name")
 		})
@@ -88,7 +89,8 @@ func (h *Handler) createToken(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	return h.renderTokens(w, r, p, http.StatusOK, func(_ *page, d *tokensData) { d.New = t })
 }
 
-func (h *Handler) revokeToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+// RevokeToken revokes one of the user's personal access tokens.
+func (h *Handler) RevokeToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
 		return errNotFound

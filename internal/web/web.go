@@ -2,9 +2,9 @@
 // JavaScript, in the same words as the product's settings pages.
 //
 // Handlers follow the API's shape: parse the form, call one auth.Service method, and
-// render a page or redirect. Errors go back to one adapter (serve) that turns the
-// domain's error kinds into pages, redirects to sign-in or re-authentication, or the
-// "Too many attempts" page. Templates and the stylesheet are embedded, so the binary
+// render a page or redirect; server/routes.go mounts them. Errors go back to one
+// adapter (Serve) that turns the domain's error kinds into pages, redirects to sign-in
+// or re-authentication, or the "Too many attempts" page. Templates and the stylesheet are embedded, so the binary
 // is the whole site and the Content-Security-Policy can forbid everything external.
 package web
 
@@ -23,8 +23,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/status"
 )
 
 //go:embed templates/*.html
@@ -90,77 +90,28 @@ func New(svc *auth.Service, log *slog.Logger, opts Options) *Handler {
 	return h
 }
 
-// Register adds every page route to mux. The API's routes live in server/routes.go;
-// these are the pages', listed here in one place.
-func (h *Handler) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /static/latchkey.css", h.css)
-	mux.Handle("GET /{$}", h.serve(h.index))
-
-	mux.Handle("GET /signup", h.serve(h.signupForm))
-	mux.Handle("POST /signup", h.post(h.signup))
-	mux.Handle("GET /login", h.serve(h.loginForm))
-	mux.Handle("POST /login", h.post(h.login))
-	mux.Handle("GET /login/mfa", h.serve(h.mfaForm(false)))
-	mux.Handle("POST /login/mfa", h.post(h.loginMFA(false)))
-	mux.Handle("GET /login/recovery-code", h.serve(h.mfaForm(true)))
-	mux.Handle("POST /login/recovery-code", h.post(h.loginMFA(true)))
-	mux.Handle("POST /logout", h.post(h.logout))
-	mux.Handle("GET /password/forgot", h.serve(h.forgotForm))
-	mux.Handle("POST /password/forgot", h.post(h.forgot))
-	mux.Handle("GET /password/reset", h.serve(h.resetForm))
-	mux.Handle("POST /password/reset", h.post(h.reset))
-
-	mux.Handle("GET /settings/reauth", h.authed(h.reauthForm))
-	mux.Handle("POST /settings/reauth", h.authedPost(h.reauth))
-	mux.Handle("GET /settings/authentication", h.authed(h.authentication))
-	mux.Handle("POST /settings/authentication/totp", h.authedPost(h.setupTOTP))
-	mux.Handle("POST /settings/authentication/totp/confirm", h.authedPost(h.confirmTOTP))
-	mux.Handle("POST /settings/authentication/recovery-codes/regenerate", h.authedPost(h.regenerate))
-	mux.Handle("POST /settings/authentication/recovery-codes.txt", h.authedPost(h.downloadCodes))
-	mux.Handle("POST /settings/authentication/remove", h.authedPost(h.removeMFA))
-	mux.Handle("POST /settings/password", h.authedPost(h.changePassword))
-	mux.Handle("GET /settings/sessions", h.authed(h.sessions))
-	mux.Handle("POST /settings/sessions/{id}/revoke", h.authedPost(h.revokeSession))
-	mux.Handle("GET /settings/security-log", h.authed(h.securityLog))
-
-	// Issue 5: personal access tokens, SSH keys, and recovery when everything is lost.
-	mux.Handle("GET /settings/tokens", h.authed(h.tokens))
-	mux.Handle("POST /settings/tokens", h.authedPost(h.createToken))
-	mux.Handle("POST /settings/tokens/{id}/revoke", h.authedPost(h.revokeToken))
-	mux.Handle("GET /settings/ssh-keys", h.authed(h.sshKeys))
-	mux.Handle("POST /settings/ssh-keys", h.authedPost(h.addSSHKey))
-	mux.Handle("POST /settings/ssh-keys/{id}/delete", h.authedPost(h.deleteSSHKey))
-	mux.Handle("GET /recover", h.serve(h.recoverForm))
-	mux.Handle("POST /recover", h.post(h.openRecovery))
-	mux.Handle("POST /recover/verify", h.post(h.verifyRecovery))
-	mux.Handle("GET /recover/cancel", h.serve(h.cancelForm))
-	mux.Handle("POST /recover/cancel", h.post(h.cancelRecovery))
-	mux.Handle("GET /admin/recovery", h.authed(h.adminRecovery))
-	mux.Handle("POST /admin/recovery/{id}/approve", h.authedPost(h.decideRecovery(true)))
-	mux.Handle("POST /admin/recovery/{id}/deny", h.authedPost(h.decideRecovery(false)))
-
-	// Everything else that is not an API path gets the 404 page in the site's style.
-	mux.Handle("/", h.serve(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
-}
+// NotFound is the 404 page in the site's style, for every path that is neither a page
+// nor under /api/.
+func (h *Handler) NotFound(w http.ResponseWriter, r *http.Request) error { return errNotFound }
 
 var errNotFound = auth.E(auth.KindNotFound, "not_found", "There is no page at this address.")
 
-// css serves the one stylesheet. The URL in pages carries the content hash, so a long
+// CSS serves the one stylesheet. The URL in pages carries the content hash, so a long
 // immutable cache is safe.
-func (h *Handler) css(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) CSS(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 	_, _ = w.Write(stylesheet)
 }
 
-// pageFunc is a page handler that returns its error to the adapter.
-type pageFunc func(w http.ResponseWriter, r *http.Request) error
+// PageFunc is a page handler that returns its error to the adapter.
+type PageFunc func(w http.ResponseWriter, r *http.Request) error
 
-// authedFunc is a page handler for a signed-in browser session.
-type authedFunc func(w http.ResponseWriter, r *http.Request, p *auth.Principal) error
+// AuthedFunc is a page handler for a signed-in browser session.
+type AuthedFunc func(w http.ResponseWriter, r *http.Request, p *auth.Principal) error
 
-// serve adapts a pageFunc: the one place page errors become responses.
-func (h *Handler) serve(f pageFunc) http.Handler {
+// Serve adapts a PageFunc: the one place page errors become responses.
+func (h *Handler) Serve(f PageFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := f(w, r); err != nil {
 			h.fail(w, r, err)
@@ -168,10 +119,10 @@ func (h *Handler) serve(f pageFunc) http.Handler {
 	})
 }
 
-// post is serve for form submissions: the form is parsed and its csrf_token checked
+// Post is Serve for form submissions: the form is parsed and its csrf_token checked
 // before the handler runs.
-func (h *Handler) post(f pageFunc) http.Handler {
-	return h.serve(func(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) Post(f PageFunc) http.Handler {
+	return h.Serve(func(w http.ResponseWriter, r *http.Request) error {
 		if err := r.ParseForm(); err != nil {
 			return auth.E(auth.KindInvalidInput, "invalid_form", "The form could not be read.")
 		}
@@ -182,18 +133,18 @@ func (h *Handler) post(f pageFunc) http.Handler {
 	})
 }
 
-// authed runs f for a signed-in browser session; anyone else is sent to sign in and
+// Authed runs f for a signed-in browser session; anyone else is sent to sign in and
 // brought back afterwards.
-func (h *Handler) authed(f authedFunc) http.Handler {
-	return h.serve(func(w http.ResponseWriter, r *http.Request) error { return h.withPrincipal(w, r, f) })
+func (h *Handler) Authed(f AuthedFunc) http.Handler {
+	return h.Serve(func(w http.ResponseWriter, r *http.Request) error { return h.withPrincipal(w, r, f) })
 }
 
-// authedPost is authed for form submissions.
-func (h *Handler) authedPost(f authedFunc) http.Handler {
-	return h.post(func(w http.ResponseWriter, r *http.Request) error { return h.withPrincipal(w, r, f) })
+// AuthedPost is authed for form submissions.
+func (h *Handler) AuthedPost(f AuthedFunc) http.Handler {
+	return h.Post(func(w http.ResponseWriter, r *http.Request) error { return h.withPrincipal(w, r, f) })
 }
 
-func (h *Handler) withPrincipal(w http.ResponseWriter, r *http.Request, f authedFunc) error {
+func (h *Handler) withPrincipal(w http.ResponseWriter, r *http.Request, f AuthedFunc) error {
 	p := auth.PrincipalFrom(r.Context())
 	if p == nil || p.Session == nil {
 		// A personal access token is not a browser session: the pages need a cookie.
@@ -218,14 +169,14 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		redirect(w, r, "/settings/reauth"+nextQuery(r))
 		return
 	}
-	status := api.Status(e.Kind)
+	code := status.Code(e.Kind)
 	title := map[int]string{
 		http.StatusNotFound:            "Page not found",
 		http.StatusTooManyRequests:     "Too many attempts",
 		http.StatusServiceUnavailable:  "The server is busy",
 		http.StatusForbidden:           "Not allowed",
 		http.StatusInternalServerError: "Something went wrong",
-	}[status]
+	}[code]
 	if title == "" {
 		title = "That did not work"
 	}
@@ -233,7 +184,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	pg.Error = e.Message
 	pg.RetryAfter = retryText(e.RetryAfter)
 	setRetryAfter(w, e.RetryAfter)
-	h.render(w, status, "error", pg)
+	h.render(w, code, "error", pg)
 }
 
 func setRetryAfter(w http.ResponseWriter, d time.Duration) {
@@ -392,7 +343,8 @@ func (h *Handler) render(w http.ResponseWriter, status int, name string, pg *pag
 	_, _ = w.Write(buf.Bytes())
 }
 
-func (h *Handler) index(w http.ResponseWriter, r *http.Request) error {
+// Index sends a signed-in browser to its settings and anyone else to sign in.
+func (h *Handler) Index(w http.ResponseWriter, r *http.Request) error {
 	if p := auth.PrincipalFrom(r.Context()); p != nil && p.Session != nil {
 		redirect(w, r, "/settings/authentication")
 		return nil

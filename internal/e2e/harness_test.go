@@ -1,10 +1,9 @@
-package cli
+package e2e
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/latchkey/latchkey/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
@@ -16,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/internal/cli"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/storetest"
+	"github.com/latchkey/latchkey/internal/testenv"
 )
 
 // clock is a test clock: real time is never read, tests move it explicitly.
@@ -64,7 +65,7 @@ func forEachBackend(t *testing.T, f func(t *testing.T, dbURL string)) {
 // testServer is a real Latchkey on 127.0.0.1:0.
 type testServer struct {
 	URL   string
-	App   *App
+	App   *cli.App
 	Clock *clock
 	Logs  *lockedBuffer
 }
@@ -109,7 +110,7 @@ func startServer(t *testing.T, cfg config.Config, ck *clock) *testServer {
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	app, err := NewApp(ctx, cfg, logger, ck.Now)
+	app, err := cli.NewApp(ctx, cfg, logger, ck.Now)
 	if err != nil {
 		cancel()
 		t.Fatalf("NewApp: %v", err)

@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"context"
@@ -262,9 +262,9 @@ func (s *testServer) mfaEnabled(t *testing.T, login string) bool {
 	if err != nil {
 		t.Fatalf("UserByLogin(%q): %v", login, err)
 	}
-	st, err := s.App.Service.MFAStatus(context.Background(), u.ID)
+	st, err := s.App.Service.MFAState(context.Background(), u.ID)
 	if err != nil {
-		t.Fatalf("MFAStatus: %v", err)
+		t.Fatalf("MFAState: %v", err)
 	}
 	return st.Enabled
 }

@@ -1,4 +1,7 @@
-package cli
+// Package bench is the benchmark harness behind cmd/latchkey-bench: it starts a real
+// server on loopback, provisions its own accounts and measures the hot paths, each
+// beside a reference measured in the same run. It is not part of the shipped binary.
+package bench
 
 import (
 	"bufio"
@@ -32,11 +35,12 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/cli"
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/totp"
 )
 
-// benchOptions are the flags of 'latchkey bench'.
+// benchOptions are the flags of 'latchkey-bench'.
 type benchOptions struct {
 	duration    time.Duration
 	concurrency int
@@ -56,7 +60,7 @@ var benchFigures = []string{"session_check", "password_signin", "mfa_step", "flo
 // want reports whether the figure name is to be measured.
 func (o benchOptions) want(name string) bool { return len(o.only) == 0 || o.only[name] }
 
-// benchReport is what 'latchkey bench --json' prints; the text form prints one line per
+// benchReport is what 'latchkey-bench --json' prints; the text form prints one line per
 // figure with the same names.
 type benchReport struct {
 	Database     string      `json:"database"`
@@ -121,7 +125,7 @@ func parseBenchFlags(args []string, stdout io.Writer) (benchOptions, error) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
-			fmt.Fprintln(stdout, "Usage: latchkey bench [--duration 5s] [--concurrency 32] [--flood 400] [--json] [--database-url URL] [--only FIGURES] [--cpuprofile FILE]")
+			fmt.Fprintln(stdout, "Usage: latchkey-bench [--duration 5s] [--concurrency 32] [--flood 400] [--json] [--database-url URL] [--only FIGURES] [--cpuprofile FILE]")
 			fs.PrintDefaults()
 		}
 		return o, err
@@ -221,7 +225,7 @@ type benchRun struct {
 	cfgArgs []string
 	stderr  io.Writer
 	clock   atomic.Int64
-	app     *App
+	app     *cli.App
 	url     string
 	client  *http.Client
 	prefix  string
@@ -235,7 +239,7 @@ func (b *benchRun) run(ctx context.Context, rep *benchReport) error {
 	// Info-level logging to nowhere: the server pays for formatting its log lines, as
 	// it would in production, without the bench's output drowning in them.
 	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: b.cfg.LogLevel}))
-	app, err := NewApp(ctx, b.cfg, logger, b.now)
+	app, err := cli.NewApp(ctx, b.cfg, logger, b.now)
 	if err != nil {
 		return err
 	}
@@ -785,17 +789,13 @@ func (b *benchRun) runMFADirect(ctx context.Context, as []mfaAccount, next *atom
 	})
 }
 
-// unbatchedAdvancer is the SQLite store's AdvanceTOTPStep outside its group commit.
-type unbatchedAdvancer interface {
-	AdvanceTOTPStepUnbatched(ctx context.Context, user auth.UserID, step int64) (bool, error)
-}
-
 // mfaStep measures POST /api/v1/login/mfa with right, never-used codes against the
 // database's raw rate of one-row committed updates: AdvanceTOTPStep's statement on
-// distinct rows, each its own transaction and commit. On SQLite that is the unbatched
-// path, since the store's own writes share commits (see sqlite/writer.go); the rate
-// through that path is reported beside it as store_per_s. On PostgreSQL the store's
-// AdvanceTOTPStep is already one autocommitted statement.
+// distinct rows, each its own transaction and commit. On SQLite that runs on the
+// bench's own connections (reference.go), since the store's own writes share commits
+// (see sqlite/writer.go); the rate through the store is reported beside it as
+// store_per_s. On PostgreSQL the store's AdvanceTOTPStep is already one autocommitted
+// statement.
 //
 // Enrolment happens at the frozen time T; the measurement at T+30 s, where every
 // account has exactly one fresh step. How many accounts the window needs is learnt from
@@ -814,9 +814,18 @@ func (b *benchRun) mfaStep(ctx context.Context) (benchFigure, error) {
 	// The reference: each worker advances its own rows, one step further each round,
 	// so every update wins and no two workers touch one row.
 	advance := b.app.Store.AdvanceTOTPStep
-	raw, unbatched := b.app.Store.(unbatchedAdvancer)
+	driver, path, err := b.cfg.Database()
+	if err != nil {
+		return benchFigure{}, err
+	}
+	unbatched := driver == "sqlite"
 	if unbatched {
-		advance = raw.AdvanceTOTPStepUnbatched
+		raw, err := openUnbatchedSQLite(ctx, path, b.o.concurrency)
+		if err != nil {
+			return benchFigure{}, err
+		}
+		defer raw.close()
+		advance = raw.advance
 	}
 	base := totp.Step(b.now()) + 10
 	w := b.o.concurrency

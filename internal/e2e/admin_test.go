@@ -1,4 +1,4 @@
-package cli
+package e2e
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latchkey/latchkey/internal/cli"
 	"github.com/latchkey/latchkey/internal/config"
 )
 
@@ -19,7 +20,7 @@ func runCLI(t *testing.T, cfg config.Config, stdin string, args ...string) (int,
 		"LATCHKEY_ARGON2_TIME":     "1",
 	}
 	var out, errb bytes.Buffer
-	code := Run(context.Background(), args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errb)
+	code := cli.Run(context.Background(), args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errb)
 	return code, out.String(), errb.String()
 }
 

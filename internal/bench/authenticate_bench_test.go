@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/cli"
 	"github.com/latchkey/latchkey/internal/config"
 )
 
@@ -91,7 +92,7 @@ func benchAuthenticate(b *testing.B, dbURL string) {
 
 // benchApp starts an App (without a listener) holding one user with a fresh session,
 // whose token it returns.
-func benchApp(b *testing.B, dbURL string) (*App, string) {
+func benchApp(b *testing.B, dbURL string) (*cli.App, string) {
 	args := []string{"--database-url", dbURL, "--secret-key-file", filepath.Join(b.TempDir(), "secret.key")}
 	cfg, _, err := config.Load("bench", args, func(string) string { return "" }, io.Discard, nil)
 	if err != nil {
@@ -99,7 +100,7 @@ func benchApp(b *testing.B, dbURL string) (*App, string) {
 	}
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	ctx := context.Background()
-	app, err := NewApp(ctx, cfg, slog.New(slog.DiscardHandler), func() time.Time { return now })
+	app, err := cli.NewApp(ctx, cfg, slog.New(slog.DiscardHandler), func() time.Time { return now })
 	if err != nil {
 		b.Fatal(err)
 	}

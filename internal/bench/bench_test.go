@@ -1,4 +1,4 @@
-package cli
+package bench
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"github.com/latchkey/latchkey/internal/auth"
 )
 
-// TestBench runs 'latchkey bench' briefly on SQLite and checks that every figure is
+// TestBench runs 'latchkey-bench' briefly on SQLite and checks that every figure is
 // printed with positive numbers. It asserts nothing about speed: that depends on the
 // machine, and the ratios are for people to read.
 func TestBench(t *testing.T) {
@@ -22,7 +22,7 @@ func TestBench(t *testing.T) {
 		t.Skip("the bench provisions hundreds of accounts and floods 400 default-cost sign-ins")
 	}
 	var out, errOut strings.Builder
-	code := Run(context.Background(), []string{"bench", "--duration", "200ms", "--concurrency", "4"},
+	code := Run(context.Background(), []string{"--duration", "200ms", "--concurrency", "4"},
 		func(string) string { return "" }, nil, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("bench exit code = %d, want 0; stderr %s", code, errOut.String())
@@ -69,7 +69,7 @@ func TestBench(t *testing.T) {
 func TestBenchOnly(t *testing.T) {
 	prof := filepath.Join(t.TempDir(), "cpu.prof")
 	var out, errOut strings.Builder
-	code := Run(context.Background(), []string{"bench", "--duration", "100ms", "--concurrency", "2",
+	code := Run(context.Background(), []string{"--duration", "100ms", "--concurrency", "2",
 		"--only", "session_check", "--cpuprofile", prof}, func(string) string { return "" }, nil, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("bench exit code = %d, want 0; stderr %s", code, errOut.String())
@@ -128,7 +128,7 @@ func TestBenchFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out, errOut strings.Builder
-			code := Run(context.Background(), append([]string{"bench"}, tt.args...), func(string) string { return "" }, nil, &out, &errOut)
+			code := Run(context.Background(), tt.args, func(string) string { return "" }, nil, &out, &errOut)
 			msg := errOut.String()
 			if code == 0 || !strings.Contains(msg, tt.want) || strings.Count(msg, "\n") != 1 {
 				t.Errorf("bench %v = exit %d, stderr %q; want non-zero and one line with %q", tt.args, code, msg, tt.want)
