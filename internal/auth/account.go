@@ -89,8 +89,8 @@ var (
 )
 
 // createUser makes an account. Everything that costs no hash comes first — the input,
-// the password's strength, the per-address limit (sign-ups only), whether the username
-// or email is taken — so a refused sign-up costs microseconds, not an argon2id hash,
+// the per-address limit (sign-ups only), whether the username or email is taken, the
+// password's strength — so a refused sign-up costs microseconds, not an argon2id hash,
 // and a flood of them cannot fill the hashing pool.
 func (s *Service) createUser(ctx context.Context, c Client, username, email, pw string, admin bool) (*User, error) {
 	fields := map[string]string{}
@@ -105,9 +105,6 @@ func (s *Service) createUser(ctx context.Context, c Client, username, email, pw 
 	}
 	if len(fields) > 0 {
 		return nil, InvalidInput(fields)
-	}
-	if err := s.weakPassword("password", pw, username, email); err != nil {
-		return nil, err
 	}
 	signup := addressKey(scopeSignupIP, c.IP)
 	if !admin {
@@ -125,6 +122,9 @@ func (s *Service) createUser(ctx context.Context, c Client, username, email, pw 
 		return nil, errEmailTaken
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("looking up email: %w", err)
+	}
+	if err := s.weakPassword("password", pw, username, email); err != nil {
+		return nil, err
 	}
 	if !admin {
 		// Counted first (a slot, given back if the hash never runs), then as a use.
