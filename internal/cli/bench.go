@@ -730,7 +730,7 @@ const sharedIP = "198.51.100.77"
 // right passwords are never refused, so it should cost nothing beside the hashes. A
 // 429 is counted, not retried.
 func (b *benchRun) signinShared(ctx context.Context) (benchFigure, error) {
-	us, err := b.createUsers(ctx, "s", signinSharedClients)
+	us, err := b.createUsers(ctx, "o", signinSharedClients)
 	if err != nil {
 		return benchFigure{}, err
 	}
