@@ -65,11 +65,33 @@ func passwordProblem(pw string) string {
 	return ""
 }
 
+// weakPassword refuses a new password that guessers would try early, judged with what
+// they know of the account (its username and email, the site's name), with a message
+// saying why.
+func (s *Service) weakPassword(field, pw string, context ...string) error {
+	why := password.Weakness(pw, append(context, s.cfg.SiteName)...)
+	if why == "" {
+		return nil
+	}
+	return &Error{Kind: KindInvalidInput, Code: "weak_password",
+		Message: "Choose a stronger password: this one " + why + ".",
+		Fields:  map[string]string{field: why}}
+}
+
 // Signup creates an account.
 func (s *Service) Signup(ctx context.Context, c Client, username, email, pw string) (*User, error) {
 	return s.createUser(ctx, c, username, email, pw, false)
 }
 
+var (
+	errUsernameTaken = &Error{Kind: KindConflict, Code: "username_taken", Message: "That username is taken.", Fields: map[string]string{"username": "is taken"}}
+	errEmailTaken    = &Error{Kind: KindConflict, Code: "email_taken", Message: "That email is already registered.", Fields: map[string]string{"email": "is already registered"}}
+)
+
+// createUser makes an account. Everything that costs no hash comes first — the input,
+// the per-address limit (sign-ups only), whether the username or email is taken, the
+// password's strength — so a refused sign-up costs microseconds, not an argon2id hash,
+// and a flood of them cannot fill the hashing pool.
 func (s *Service) createUser(ctx context.Context, c Client, username, email, pw string, admin bool) (*User, error) {
 	fields := map[string]string{}
 	if p := ValidateUsername(username); p != "" {
@@ -84,18 +106,59 @@ func (s *Service) createUser(ctx context.Context, c Client, username, email, pw 
 	if len(fields) > 0 {
 		return nil, InvalidInput(fields)
 	}
+	signup := addressKey(scopeSignupIP, c.IP)
+	if !admin {
+		if err := s.checkLimit(ctx, signup, s.cfg.SignupLimit); err != nil {
+			s.observe("signup", "locked")
+			return nil, err
+		}
+	}
+	if _, err := s.store.UserByLogin(ctx, username); err == nil {
+		return nil, errUsernameTaken
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("looking up username: %w", err)
+	}
+	if _, err := s.store.UserByEmail(ctx, email); err == nil {
+		return nil, errEmailTaken
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("looking up email: %w", err)
+	}
+	if err := s.weakPassword("password", pw, username, email); err != nil {
+		return nil, err
+	}
+	if !admin {
+		// Counted first (a slot, given back if the hash never runs), then as a use.
+		sl, err := s.acquire(ctx, signup, s.cfg.SignupLimit)
+		if err != nil {
+			return nil, err
+		}
+		defer sl.release(ctx)
+		hash, err := s.hasher.Hash(ctx, pw)
+		if err != nil {
+			return nil, s.hashError(err)
+		}
+		if _, _, err := sl.fail(ctx); err != nil {
+			return nil, err
+		}
+		return s.insertUser(ctx, c, username, email, hash, admin)
+	}
 	hash, err := s.hasher.Hash(ctx, pw)
 	if err != nil {
 		return nil, s.hashError(err)
 	}
+	return s.insertUser(ctx, c, username, email, hash, admin)
+}
+
+func (s *Service) insertUser(ctx context.Context, c Client, username, email, hash string, admin bool) (*User, error) {
 	u := &User{Username: username, Email: email, PasswordHash: hash, IsAdmin: admin, CreatedAt: s.now()}
 	if err := s.store.CreateUser(ctx, u); err != nil {
 		var ce *ConflictError
 		if errors.As(err, &ce) {
+			// Taken between the check above and now.
 			if ce.Field == "email" {
-				return nil, &Error{Kind: KindConflict, Code: "email_taken", Message: "That email is already registered.", Fields: map[string]string{"email": "is already registered"}}
+				return nil, errEmailTaken
 			}
-			return nil, &Error{Kind: KindConflict, Code: "username_taken", Message: "That username is taken.", Fields: map[string]string{"username": "is taken"}}
+			return nil, errUsernameTaken
 		}
 		return nil, fmt.Errorf("creating user: %w", err)
 	}
@@ -141,22 +204,27 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 		uid = u.ID
 		key = passwordKey(u.ID)
 	}
-	// The client IP's attempt is counted first too (and refunded on success), so a
-	// burst of parallel guesses spread over many accounts cannot outrun the per-IP
-	// limit either. Both counts are one write where the store allows; a locked
-	// counter leaves neither counted, since a refused attempt checks no password.
-	var ipCount countRecord
-	if refused, err := s.countFailures(ctx, []limitCount{{ipKey(c.IP), s.cfg.IPLimit, &ipCount}, {key, s.cfg.PasswordLimit, nil}}); err != nil {
-		switch {
-		case refused == 0:
-			s.event(ctx, 0, c, "login", "locked_ip", "")
-			s.observe("login", "locked")
-		case refused == 1:
+	// Per address only failures count, after the fact: a lock refuses, but neither a
+	// success nor a sign-in in flight takes anything from the address's allowance.
+	ipKey := addressKey(scopeIP, c.IP)
+	if err := s.checkLimit(ctx, ipKey, s.cfg.IPLimit); err != nil {
+		s.event(ctx, 0, c, "login", "locked_ip", "")
+		s.observe("login", "locked")
+		return nil, err
+	}
+	// Per account the attempt is counted first: a slot, committed before the password
+	// is checked, so parallel guesses never evaluate more than the limit.
+	sl, err := s.acquire(ctx, key, s.cfg.PasswordLimit)
+	if err != nil {
+		if e := AsError(err); e != nil && e.Kind == KindRateLimited {
 			s.event(ctx, uid, c, "login", "locked", "")
 			s.observe("login", "locked")
 		}
 		return nil, err
 	}
+	// Overload, the client gone or a database error before the outcome is recorded:
+	// the slot goes back, since none of those is a failure.
+	defer sl.release(ctx)
 	ok := false
 	if u == nil {
 		err = s.hasher.VerifyDummy(ctx, pw)
@@ -167,16 +235,19 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 		return nil, s.hashError(err)
 	}
 	if !ok {
+		// The account's failure and the address's, in one write.
+		now := s.now()
+		if _, err := s.store.UpdateAttempts(context.WithoutCancel(ctx), []AttemptStep{
+			sl.step(OpFail, nil), s.limitStep(ipKey, s.cfg.IPLimit, OpCount, now, nil)}); err != nil {
+			return nil, fmt.Errorf("counting a failed sign-in: %w", err)
+		}
+		sl.settled = true
 		s.event(ctx, uid, c, "login", "failure", "")
 		s.observe("login", "failure")
 		return nil, ErrInvalidCredentials
 	}
-	// The right password was no failure of the IP's: its count is refunded, in the
-	// sign-in's own transaction when there is no second step.
-	refundIP := AttemptStep{Key: ipKey(c.IP), Step: refundStep(s.cfg.IPLimit, ipCount).at(s.now())}
 	if _, err := s.store.TOTP(ctx, u.ID); err == nil {
-		resetAccount := AttemptStep{Key: key, Step: stepFunc(resetStep).at(s.now())}
-		if err := s.updateAttempts(ctx, "settling", []AttemptStep{refundIP, resetAccount}); err != nil {
+		if err := sl.succeed(ctx); err != nil {
 			return nil, err
 		}
 		tok, hash, err := s.newToken(32)
@@ -201,18 +272,17 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 	if err != nil {
 		return nil, err
 	}
-	fin := &SignInFinish{Session: sess, ResetAttempts: []AttemptKey{key}, Counters: []AttemptStep{refundIP},
+	// The success settles the slot in the sign-in's own transaction. If that rolls back
+	// (the password changed meanwhile), the deferred release gives the slot back: the
+	// password was right, so it was no failure either.
+	fin := &SignInFinish{Session: sess, Counters: []AttemptStep{sl.step(OpSucceed, nil)},
 		Event: s.newEvent(u.ID, c, "login", "success", "")}
 	if err := s.store.FinishSignIn(ctx, fin); errors.Is(err, ErrCredentialsChanged) {
-		// The password changed while this one was checked. It was right, so the IP's
-		// count still goes back; the rolled-back sign-in did not take it.
-		if err := s.refund(ctx, ipKey(c.IP), s.cfg.IPLimit, ipCount); err != nil {
-			return nil, err
-		}
 		return nil, ErrInvalidCredentials
 	} else if err != nil {
 		return nil, fmt.Errorf("finishing sign-in: %w", err)
 	}
+	sl.settled = true
 	s.logEvent(fin.Event)
 	s.observe("login", "success")
 	return &LoginResult{Status: StatusAuthenticated, User: u, Session: sess, SessionToken: keys.Secret(tok)}, nil
@@ -365,12 +435,17 @@ func (s *Service) ChangePassword(ctx context.Context, c Client, p *Principal, cu
 	if pp := passwordProblem(next); pp != "" {
 		return InvalidInput(map[string]string{"new_password": pp})
 	}
+	if err := s.weakPassword("new_password", next, p.User.Username, p.User.Email); err != nil {
+		return err
+	}
 	if utf8.RuneCountInString(current) > password.MaxLength {
 		return InvalidInput(map[string]string{"current_password": "is incorrect"})
 	}
-	if _, err := s.countFailure(ctx, passwordKey(p.User.ID), s.cfg.PasswordLimit); err != nil {
+	sl, err := s.acquire(ctx, passwordKey(p.User.ID), s.cfg.PasswordLimit)
+	if err != nil {
 		return err
 	}
+	defer sl.release(ctx)
 	stored, err := s.passwordHash(ctx, p.User.ID)
 	if err != nil {
 		return err
@@ -380,10 +455,13 @@ func (s *Service) ChangePassword(ctx context.Context, c Client, p *Principal, cu
 		return s.hashError(err)
 	}
 	if !ok {
+		if _, _, err := sl.fail(context.WithoutCancel(ctx)); err != nil {
+			return err
+		}
 		s.event(ctx, p.User.ID, c, "password_change", "failure", "")
 		return InvalidInput(map[string]string{"current_password": "is incorrect"})
 	}
-	if err := s.resetLimit(ctx, passwordKey(p.User.ID)); err != nil {
+	if err := sl.succeed(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
 	hash, err := s.hasher.Hash(ctx, next)
@@ -437,8 +515,17 @@ func (s *Service) ForgotPassword(ctx context.Context, c Client, email string) er
 func (s *Service) sendResetLink(ctx context.Context, c Client, u *User) error {
 	// At most a few reset mails an hour per account, so the form can't be used to flood
 	// someone's inbox.
-	if _, err := s.countFailure(ctx, AttemptKey{Scope: "reset-mail", Key: fmt.Sprint(int64(u.ID))},
-		LimitPolicy{MaxFailures: 5, BaseLock: time.Hour, MaxLock: time.Hour, ResetAfter: time.Hour}); err != nil {
+	hourly := func(n int) LimitPolicy {
+		return LimitPolicy{MaxFailures: n, BaseLock: time.Hour, MaxLock: time.Hour, ResetAfter: time.Hour}
+	}
+	if err := s.countUse(ctx, addressKey(scopeForgotIP, c.IP), hourly(forgotPerAddress)); err != nil {
+		if AsError(err) != nil {
+			s.event(ctx, u.ID, c, "password_forgot", "limited", "address")
+			return nil
+		}
+		return err
+	}
+	if err := s.countUse(ctx, AttemptKey{Scope: scopeResetTo, Key: fmt.Sprint(int64(u.ID))}, hourly(5)); err != nil {
 		if AsError(err) != nil {
 			s.event(ctx, u.ID, c, "password_forgot", "limited", "")
 			return nil
@@ -478,26 +565,35 @@ func (s *Service) ResetPassword(ctx context.Context, c Client, token, next strin
 	if token == "" || len(token) > 200 {
 		return ErrInvalidToken
 	}
+	// The account is known only once the link is spent, so the site's name is the
+	// context here; the frequency lists are the same as at sign-up.
+	if err := s.weakPassword("new_password", next); err != nil {
+		return err
+	}
 	// Each attempt costs an argon2id hash before the link is known to be good, so
 	// attempts are counted per client IP first: random tokens cannot fill the hashing
 	// pool and starve sign-ins.
-	ipAttempts := AttemptKey{Scope: "reset-ip", Key: c.IP}
-	if _, err := s.countFailure(ctx, ipAttempts, resetIPLimit()); err != nil {
+	sl, err := s.acquire(ctx, addressKey(scopeResetIP, c.IP), resetIPLimit())
+	if err != nil {
 		return err
 	}
+	defer sl.release(ctx)
 	hash, err := s.hasher.Hash(ctx, next)
 	if err != nil {
 		return s.hashError(err)
 	}
 	uid, err := s.store.ResetPassword(ctx, hashToken(token), hash, s.now())
 	if errors.Is(err, ErrNotFound) {
+		if _, _, err := sl.fail(context.WithoutCancel(ctx)); err != nil {
+			return err
+		}
 		s.event(ctx, 0, c, "password_reset", "invalid_token", "")
 		return ErrInvalidToken
 	}
 	if err != nil {
 		return fmt.Errorf("resetting password: %w", err)
 	}
-	if err := s.resetLimit(ctx, ipAttempts); err != nil {
+	if err := sl.succeed(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
 	s.event(ctx, uid, c, "password_reset", "success", "")
@@ -520,6 +616,9 @@ func (s *Service) Events(ctx context.Context, p *Principal, limit int) ([]Event,
 	return ev, nil
 }
 
+// forgotPerAddress bounds the reset mails one client address can have sent an hour.
+const forgotPerAddress = 20
+
 // resetIPLimit bounds password-reset attempts per client IP.
 func resetIPLimit() LimitPolicy {
 	return LimitPolicy{MaxFailures: 20, BaseLock: time.Minute, MaxLock: time.Hour, ResetAfter: time.Hour}
@@ -532,7 +631,7 @@ func (s *Service) Purge(ctx context.Context) (int64, error) {
 	now := s.now()
 	n, err := s.store.Purge(ctx, PurgeBefore{Now: now, IdleBefore: now.Add(-s.cfg.SessionIdle),
 		StaleAttemptsBefore: now.Add(-max(s.cfg.IPLimit.ResetAfter, s.cfg.IPLimit.MaxLock, time.Hour)),
-		AttemptScopes:       []string{ipKey("").Scope, "reset-mail", "reset-ip"}})
+		AttemptScopes:       []string{scopeIP, scopeSignupIP, scopeResetIP, scopeForgotIP, scopeResetTo}})
 	if err != nil {
 		return n, fmt.Errorf("purging expired rows: %w", err)
 	}

@@ -2,17 +2,21 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"time"
 )
 
-// LimitPolicy is the shape of every failure back-off: after MaxFailures consecutive
-// failures the counter locks for BaseLock, doubling on each further lock up to MaxLock.
-// Only a success resets it; the end of a lock does not, so the next failure locks again
-// for twice as long. ResetAfter, when set, forgets a counter that saw no failure for
-// that long (used for per-IP counters, which no success can fairly reset).
+// LimitPolicy is the shape of every attempt limit: after MaxFailures failures the
+// counter locks for BaseLock, doubling on each further lock up to MaxLock. Only a
+// success resets it; the end of a lock does not, so the next failure locks again for
+// twice as long. ResetAfter, when set, forgets a counter that saw no failure for that
+// long (per-address counters, which no one success can fairly reset).
+//
+// The policy is pure: Apply takes a counter, an operation and the time, and returns
+// the counter to write and the decision. Stores only run it inside their one write
+// (Store.UpdateAttempts), so every limit in Latchkey is decided here, once.
 type LimitPolicy struct {
 	MaxFailures int
 	BaseLock    time.Duration
@@ -33,6 +37,40 @@ func (p LimitPolicy) withDefaults(n int, base, max time.Duration) LimitPolicy {
 	return p
 }
 
+// LimitOp is what happens to a counter.
+type LimitOp int
+
+// The operations. A count-first check takes a slot (OpAcquire) before it checks
+// anything, in its own committed write, and settles it once it knows: OpFail, OpSucceed,
+// or OpRefund when the check never ran (overload, the client gone). OpCount counts a
+// use or failure that took no slot (per-address failures, mails sent).
+const (
+	OpAcquire LimitOp = iota
+	OpFail
+	OpSucceed
+	OpRefund
+	OpCount
+)
+
+// SlotLease is how long an acquired slot is held at most. A check settles long before
+// (hashing waits at most a few seconds); the lease only frees the slots of a process
+// that died mid-check.
+const SlotLease = time.Minute
+
+// Decision is the policy's answer.
+type Decision struct {
+	// Allowed: the operation took effect (a slot taken, a use counted, a settlement).
+	Allowed bool
+	// Busy: refused because every slot left before the lock is held by a check still
+	// in flight. Nothing failed yet; the caller may wait for a slot.
+	Busy bool
+	// LockedUntil is set while the counter is locked: when refused for it, or after
+	// this operation.
+	LockedUntil time.Time
+	// Locked: this operation's failure locked the counter.
+	Locked bool
+}
+
 // lockFor returns the length of the lock number locks (0-based).
 func (p LimitPolicy) lockFor(locks int) time.Duration {
 	d := p.BaseLock
@@ -42,291 +80,307 @@ func (p LimitPolicy) lockFor(locks int) time.Duration {
 	return min(d, p.MaxLock)
 }
 
-// maxCASRetries bounds the compare-and-swap loop. Losing that many races in a row
-// means heavy contention on one counter — an attack — and the answer is to deny.
-const maxCASRetries = 64
-
-// errContention is updateAttempt's answer when it lost maxCASRetries races in a row.
-var errContention = errors.New("too much contention")
-
-// effective applies ResetAfter: a counter idle that long counts from zero again.
+// effective is the counter as it stands at now: lapsed slots are gone, and with
+// ResetAfter a counter idle that long (and not locked) counts from zero again. A clock
+// that went backwards makes nothing lapse and nothing idle: it never unlocks.
 func (p LimitPolicy) effective(st AttemptState, now time.Time) AttemptState {
-	if p.ResetAfter > 0 && !st.LockedUntil.After(now) && st.Version != 0 && now.Sub(st.UpdatedAt) >= p.ResetAfter {
-		st.Failures, st.Locks = 0, 0
+	if st.InFlight > 0 && !now.Before(st.InFlightUntil) {
+		st.InFlight, st.InFlightUntil = 0, time.Time{}
+	}
+	if st.InFlight <= 0 {
+		st.InFlight, st.InFlightUntil = 0, time.Time{}
+	}
+	if p.ResetAfter > 0 && !st.LockedUntil.After(now) && (st.Failures > 0 || st.Locks > 0) &&
+		now.Sub(st.UpdatedAt) >= p.ResetAfter {
+		st.Failures, st.Locks, st.LockedUntil = 0, 0, time.Time{}
 	}
 	return st
 }
 
-// stepFunc computes a counter's next state at now (see AttemptStep).
-type stepFunc func(prev AttemptState, now time.Time) (next AttemptState, write bool, err error)
-
-// at fixes a step's time, making it an AttemptStep's function.
-func (f stepFunc) at(now time.Time) func(AttemptState) (AttemptState, bool, error) {
-	return func(prev AttemptState) (AttemptState, bool, error) { return f(prev, now) }
+// slots is how many checks may be in flight at once: as many as failures are left
+// before the lock, and one at a time once the limit was reached and its lock ran out,
+// so that each further failure locks again.
+func (p LimitPolicy) slots(st AttemptState) int {
+	return max(p.MaxFailures-st.Failures, 1)
 }
 
-// countRecord is what one count changed, so that a refund can take exactly that back:
-// the counter before the count (after the idle reset) and after it.
-type countRecord struct {
-	before, after AttemptState
+// Check is the decision for a counter read at now, without changing it: locked, busy
+// or free.
+func (p LimitPolicy) Check(st AttemptState, now time.Time) Decision {
+	st = p.effective(st, now)
+	if st.LockedUntil.After(now) {
+		return Decision{LockedUntil: st.LockedUntil}
+	}
+	if st.InFlight >= p.slots(st) {
+		return Decision{Busy: true}
+	}
+	return Decision{Allowed: true}
 }
 
-// countStep counts one failure, or refuses with RateLimited while the counter is
-// locked; the state written is locked already when this is the last attempt allowed.
-// When rec is not nil, it records what the count wrote (a store may run the step more
-// than once; the last run is the one written).
-func countStep(p LimitPolicy, rec *countRecord) stepFunc {
-	return func(prev AttemptState, now time.Time) (AttemptState, bool, error) {
-		before := p.effective(prev, now)
-		if before.LockedUntil.After(now) {
-			return before, false, RateLimited(before.LockedUntil.Sub(now))
+// Apply computes op on prev at now: the counter to write (write false: leave it as it
+// is) and the decision.
+func (p LimitPolicy) Apply(prev AttemptState, op LimitOp, now time.Time) (next AttemptState, write bool, d Decision) {
+	st := p.effective(prev, now)
+	locked := st.LockedUntil.After(now)
+	switch op {
+	case OpAcquire:
+		if locked {
+			return prev, false, Decision{LockedUntil: st.LockedUntil}
 		}
-		next := before
-		next.Failures++
-		next.UpdatedAt = now
-		if next.Failures >= p.MaxFailures {
-			next.LockedUntil = now.Add(p.lockFor(next.Locks))
-			next.Locks++
+		if st.InFlight >= p.slots(st) {
+			return prev, false, Decision{Busy: true}
 		}
-		if rec != nil {
-			*rec = countRecord{before: before, after: next}
+		st.InFlight++
+		st.InFlightUntil = maxTime(st.InFlightUntil, now.Add(SlotLease))
+	case OpCount:
+		if locked {
+			return prev, false, Decision{LockedUntil: st.LockedUntil}
 		}
-		return next, true, nil
+		p.fail(&st, now)
+	case OpFail:
+		release(&st)
+		p.fail(&st, now)
+	case OpSucceed:
+		release(&st)
+		st.Failures, st.Locks, st.LockedUntil = 0, 0, time.Time{}
+		st.UpdatedAt = now
+	case OpRefund:
+		release(&st)
+	default:
+		panic("auth: unknown limit operation " + strconv.Itoa(int(op)))
+	}
+	d = Decision{Allowed: true, Locked: st.Locks > prevLocks(p, prev, now)}
+	if st.LockedUntil.After(now) {
+		d.LockedUntil = st.LockedUntil
+	}
+	st.Version = prev.Version
+	return st, st != prev, d
+}
+
+// prevLocks is the lock level of prev as Apply starts from it.
+func prevLocks(p LimitPolicy, prev AttemptState, now time.Time) int {
+	return p.effective(prev, now).Locks
+}
+
+// fail counts one failure, locking the counter when it reaches the limit. A failure
+// that settles while the counter is already locked (a check in flight when another
+// locked it) is counted but neither extends nor doubles that lock.
+func (p LimitPolicy) fail(st *AttemptState, now time.Time) {
+	st.Failures++
+	st.UpdatedAt = now
+	if st.Failures >= p.MaxFailures && !st.LockedUntil.After(now) {
+		st.LockedUntil = now.Add(p.lockFor(st.Locks))
+		st.Locks++
 	}
 }
 
-// resetStep clears a counter after a success.
-func resetStep(prev AttemptState, now time.Time) (AttemptState, bool, error) {
-	if prev.Version == 0 || (prev.Failures == 0 && prev.Locks == 0 && prev.LockedUntil.IsZero()) {
-		return prev, false, nil
-	}
-	return AttemptState{UpdatedAt: now}, true, nil
-}
-
-// refundStep takes back the failure that count c recorded, for an attempt that turned
-// out not to be one (a right password, or an attempt another counter refused), as
-// exactly as other writes since allow:
-//   - the lock c set, if it is still the counter's lock, goes with its level (a right
-//     password after a lock ran out must not lock the IP again, twice as long);
-//   - the idle time runs from before c, if nothing was written since (a success must
-//     not keep a counter from being forgotten);
-//   - otherwise, if the counter is locked only because of such counts (fewer real
-//     failures than the limit), that lock goes too, so one success behind a shared IP
-//     never leaves the IP locked.
-func refundStep(p LimitPolicy, c countRecord) stepFunc {
-	return func(prev AttemptState, now time.Time) (AttemptState, bool, error) {
-		if prev.Version == 0 || prev.Failures == 0 {
-			return prev, false, nil
-		}
-		next := prev
-		next.Failures--
-		setByCount := c.after.LockedUntil.After(c.after.UpdatedAt) && prev.LockedUntil.Equal(c.after.LockedUntil)
-		switch {
-		case setByCount:
-			next.LockedUntil, next.Locks = c.before.LockedUntil, c.before.Locks
-		case prev.LockedUntil.After(now) && next.Failures < p.MaxFailures:
-			next.LockedUntil = time.Time{}
-			next.Locks = max(prev.Locks-1, 0)
-		}
-		if prev.UpdatedAt.Equal(c.after.UpdatedAt) {
-			next.UpdatedAt = c.before.UpdatedAt
-		}
-		return next, true, nil
+// release gives back one slot (none left: nothing to give back, as after a lapse).
+func release(st *AttemptState) {
+	st.InFlight = max(st.InFlight-1, 0)
+	if st.InFlight == 0 {
+		st.InFlightUntil = time.Time{}
 	}
 }
 
-// updateAttempt applies one step to one counter. With an AttemptUpdater store it is
-// one serialized write; otherwise the compare-and-swap loop: read the counter, let step
-// compute the next state (or decline to write), and write it only if nobody else wrote
-// in between; on a lost race, start over. It returns the state written (with its new
-// version), or prev when step declined; a refusing step's error comes back unchanged.
-func (s *Service) updateAttempt(ctx context.Context, key AttemptKey, verb string, step stepFunc) (AttemptState, error) {
-	return s.updateAttemptFrom(ctx, key, verb, step, nil)
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
-// updateAttemptFrom is updateAttempt whose first compare-and-swap starts from hint, if
-// not nil: the counter as a store read it a moment ago with other data, which saves
-// the loop its first read. The hint decides nothing. A stale one loses the swap and
-// the loop reads afresh; and when the step would not write from it (a lock, say), it is
-// dropped for a fresh read, so no refusal rests on it.
-func (s *Service) updateAttemptFrom(ctx context.Context, key AttemptKey, verb string, step stepFunc, hint *AttemptState) (AttemptState, error) {
-	if u, ok := s.store.(AttemptUpdater); ok {
-		sts, refused, err := u.UpdateAttempts(ctx, []AttemptStep{{Key: key, Step: step.at(s.now())}})
-		switch {
-		case refused >= 0:
-			return AttemptState{}, err
-		case err != nil:
-			return AttemptState{}, fmt.Errorf("%s attempt counter %s: %w", verb, key.Scope, err)
-		}
-		return sts[0], nil
-	}
-	// The hint's pass comes on top of the retries: it is a read saved, not a race lost.
-	passes := maxCASRetries
-	if hint != nil {
-		passes++
-	}
-	for range passes {
-		now := s.now()
-		var prev AttemptState
-		fromHint := hint != nil
-		if fromHint {
-			prev, hint = *hint, nil
-		} else {
-			var err error
-			if prev, err = s.store.Attempt(ctx, key); err != nil {
-				return prev, fmt.Errorf("reading attempt counter %s: %w", key.Scope, err)
-			}
-		}
-		next, write, err := step(prev, now)
-		if fromHint && (err != nil || !write) {
-			continue
-		}
-		if err != nil || !write {
-			return prev, err
-		}
-		next.Version = prev.Version
-		won, err := s.store.SaveAttempt(ctx, key, prev, next)
-		if err != nil {
-			return prev, fmt.Errorf("%s attempt counter %s: %w", verb, key.Scope, err)
-		}
-		if won {
-			next.Version = prev.Version + 1
-			return next, nil
-		}
-	}
-	return AttemptState{}, fmt.Errorf("%s attempt counter %s: %w", verb, key.Scope, errContention)
+// retryAfter is the Retry-After of a lock: never more than the policy's longest lock,
+// even when the clock went backwards.
+func (p LimitPolicy) retryAfter(until, now time.Time) time.Duration {
+	return min(until.Sub(now), p.MaxLock)
 }
 
-// checkLimit refuses when the counter is locked, without counting anything.
+// limitStep is op under p as a store step; d receives the decision of the run that
+// was written.
+func (s *Service) limitStep(key AttemptKey, p LimitPolicy, op LimitOp, now time.Time, d *Decision) AttemptStep {
+	return AttemptStep{Key: key, Step: func(prev AttemptState) (AttemptState, bool) {
+		next, write, dec := p.Apply(prev, op, now)
+		if d != nil {
+			*d = dec
+		}
+		return next, write
+	}}
+}
+
+// limit applies op to one counter in one committed write and returns the decision.
+func (s *Service) limit(ctx context.Context, key AttemptKey, p LimitPolicy, op LimitOp) (Decision, AttemptState, error) {
+	var d Decision
+	sts, err := s.store.UpdateAttempts(ctx, []AttemptStep{s.limitStep(key, p, op, s.now(), &d)})
+	if err != nil {
+		return Decision{}, AttemptState{}, fmt.Errorf("attempt counter %s: %w", key.Scope, err)
+	}
+	return d, sts[0], nil
+}
+
+// checkLimit refuses with RateLimited when the counter is locked, counting nothing.
 func (s *Service) checkLimit(ctx context.Context, key AttemptKey, p LimitPolicy) error {
-	now := s.now()
 	st, err := s.store.Attempt(ctx, key)
 	if err != nil {
 		return fmt.Errorf("reading attempt counter %s: %w", key.Scope, err)
 	}
-	if eff := p.effective(st, now); eff.LockedUntil.After(now) {
-		return RateLimited(eff.LockedUntil.Sub(now))
+	now := s.now()
+	if d := p.Check(st, now); !d.LockedUntil.IsZero() {
+		return RateLimited(p.retryAfter(d.LockedUntil, now))
 	}
 	return nil
 }
 
-// countFailure records one failure before the attempt is evaluated ("count first"):
-// its own committed write, so parallel guesses cannot outrun the count and a
-// rolled-back request cannot erase it. It returns RateLimited, counting nothing, while
-// the counter is locked; otherwise the state after the count, which is locked already
-// when this attempt is the last one allowed.
-func (s *Service) countFailure(ctx context.Context, key AttemptKey, p LimitPolicy) (AttemptState, error) {
-	return s.countRecorded(ctx, key, p, nil)
-}
-
-// countRecorded is countFailure that also records, in rec if not nil, what the count
-// wrote, for a refund.
-func (s *Service) countRecorded(ctx context.Context, key AttemptKey, p LimitPolicy, rec *countRecord) (AttemptState, error) {
-	return s.countFrom(ctx, key, p, rec, nil)
-}
-
-// countFrom is countRecorded starting from hint (see updateAttemptFrom).
-func (s *Service) countFrom(ctx context.Context, key AttemptKey, p LimitPolicy, rec *countRecord, hint *AttemptState) (AttemptState, error) {
-	st, err := s.updateAttemptFrom(ctx, key, "counting", countStep(p, rec), hint)
-	if errors.Is(err, errContention) {
-		// Fail closed: never "unlocked" when the count could not be written.
-		return AttemptState{}, RateLimited(time.Second)
+// countUse counts one use without a slot (OpCount), refusing with RateLimited while
+// the counter is locked.
+func (s *Service) countUse(ctx context.Context, key AttemptKey, p LimitPolicy) error {
+	d, _, err := s.limit(ctx, key, p, OpCount)
+	if err != nil {
+		return err
 	}
-	return st, err
-}
-
-// limitCount is one counter to count a failure on, under its policy; rec, if not
-// nil, receives what the count wrote, for a refund.
-type limitCount struct {
-	key    AttemptKey
-	policy LimitPolicy
-	rec    *countRecord
-}
-
-// countFailures counts one failure first on each counter, in order, committed before
-// it returns. With an AttemptUpdater store that is one write, so the counters of one
-// attempt cost one commit. When a counter is locked, no count stays: it returns that
-// counter's index and RateLimited (refused is -1 otherwise).
-func (s *Service) countFailures(ctx context.Context, counts []limitCount) (refused int, err error) {
-	if u, ok := s.store.(AttemptUpdater); ok {
-		now := s.now()
-		steps := make([]AttemptStep, len(counts))
-		for i, c := range counts {
-			steps[i] = AttemptStep{Key: c.key, Step: countStep(c.policy, c.rec).at(now)}
-		}
-		_, refused, err := u.UpdateAttempts(ctx, steps)
-		switch {
-		case refused >= 0:
-			return refused, err
-		case err != nil:
-			return -1, fmt.Errorf("counting attempts: %w", err)
-		}
-		return -1, nil
-	}
-	recs := make([]countRecord, len(counts))
-	for i, c := range counts {
-		_, err := s.countRecorded(ctx, c.key, c.policy, &recs[i])
-		if err == nil {
-			if c.rec != nil {
-				*c.rec = recs[i]
-			}
-			continue
-		}
-		if AsError(err) == nil {
-			return -1, err
-		}
-		// A refused attempt checks nothing: take back the counts before this one.
-		for j, d := range counts[:i] {
-			if rerr := s.refund(ctx, d.key, d.policy, recs[j]); rerr != nil {
-				return -1, rerr
-			}
-		}
-		return i, err
-	}
-	return -1, nil
-}
-
-// updateAttempts applies steps that never refuse (resets, refunds): one write with an
-// AttemptUpdater store, one compare-and-swap each otherwise.
-func (s *Service) updateAttempts(ctx context.Context, verb string, steps []AttemptStep) error {
-	if u, ok := s.store.(AttemptUpdater); ok {
-		if _, _, err := u.UpdateAttempts(ctx, steps); err != nil {
-			return fmt.Errorf("%s attempt counters: %w", verb, err)
-		}
-		return nil
-	}
-	for _, st := range steps {
-		step := func(prev AttemptState, _ time.Time) (AttemptState, bool, error) { return st.Step(prev) }
-		if _, err := s.updateAttempt(ctx, st.Key, verb, step); err != nil {
-			return err
-		}
+	if !d.Allowed {
+		return RateLimited(p.retryAfter(d.LockedUntil, s.now()))
 	}
 	return nil
 }
 
-// resetLimit clears a counter after a success.
-func (s *Service) resetLimit(ctx context.Context, key AttemptKey) error {
-	_, err := s.updateAttempt(ctx, key, "resetting", resetStep)
+// SlotWait is how long a check waits for a slot held by checks in flight before it
+// answers 503 overloaded (never 429: nothing failed).
+const SlotWait = 2 * time.Second
+
+// slot is one count-first check in flight on a counter: taken before the check, in
+// its own committed write, and settled once: as a failure, a success, or given back
+// when the check never ran.
+type slot struct {
+	s       *Service
+	key     AttemptKey
+	p       LimitPolicy
+	settled bool
+}
+
+// acquire takes a slot on key, counted and committed before it returns ("count
+// first"), so parallel checks can never evaluate more than the limit allows. A locked
+// counter refuses with RateLimited, checking nothing. While every slot before the lock
+// is held by checks in flight it waits for one (polling reads, not writes) up to
+// SlotWait, then answers Overloaded: parallel right answers to one account wait their
+// turn instead of seeing 429.
+func (s *Service) acquire(ctx context.Context, key AttemptKey, p LimitPolicy) (*slot, error) {
+	start := time.Now() // real time: the wait is about latency, not about the rule
+	pause := 2 * time.Millisecond
+	for {
+		d, _, err := s.limit(ctx, key, p, OpAcquire)
+		if err != nil {
+			return nil, err
+		}
+		if d.Allowed {
+			return &slot{s: s, key: key, p: p}, nil
+		}
+		for {
+			if !d.Busy {
+				return nil, RateLimited(p.retryAfter(d.LockedUntil, s.now()))
+			}
+			if time.Since(start)+pause > SlotWait {
+				return nil, Overloaded(time.Second)
+			}
+			t := time.NewTimer(pause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			case <-t.C:
+			}
+			pause = min(pause*2, 50*time.Millisecond)
+			st, err := s.store.Attempt(ctx, key)
+			if err != nil {
+				return nil, fmt.Errorf("reading attempt counter %s: %w", key.Scope, err)
+			}
+			if d = p.Check(st, s.now()); d.Allowed {
+				break
+			}
+		}
+	}
+}
+
+// step is the slot's settlement op as a store step, for a write that also does other
+// things (FinishSignIn); the caller marks the slot settled once that write committed.
+func (sl *slot) step(op LimitOp, d *Decision) AttemptStep {
+	return sl.s.limitStep(sl.key, sl.p, op, sl.s.now(), d)
+}
+
+// settle applies op to the slot in its own committed write.
+func (sl *slot) settle(ctx context.Context, op LimitOp) (Decision, AttemptState, error) {
+	d, st, err := sl.s.limit(ctx, sl.key, sl.p, op)
+	if err == nil {
+		sl.settled = true
+	}
+	return d, st, err
+}
+
+// fail settles the slot as a failure and returns the decision (Locked: this failure
+// locked the counter) and the counter after it.
+func (sl *slot) fail(ctx context.Context) (Decision, AttemptState, error) {
+	return sl.settle(ctx, OpFail)
+}
+
+// succeed settles the slot as a success: the counter is reset.
+func (sl *slot) succeed(ctx context.Context) error {
+	_, _, err := sl.settle(ctx, OpSucceed)
 	return err
 }
 
-// refund takes back the failure count c recorded (see refundStep).
-func (s *Service) refund(ctx context.Context, key AttemptKey, p LimitPolicy, c countRecord) error {
-	_, err := s.updateAttempt(ctx, key, "refunding", refundStep(p, c))
-	return err
+// release gives the slot back unless it was settled: the check never ran, or its
+// outcome was never recorded (overload, the client gone, a deadline, a database
+// error), and none of those is a failure of the user's. It runs even when the
+// request's context has ended.
+func (sl *slot) release(ctx context.Context) {
+	if sl == nil || sl.settled {
+		return
+	}
+	if _, _, err := sl.settle(context.WithoutCancel(ctx), OpRefund); err != nil {
+		sl.s.log.Error("giving back an attempt", "scope", sl.key.Scope, "err", err)
+	}
 }
 
 // MFACounterScope is the scope of the per-account second-factor counters.
 const MFACounterScope = "mfa"
 
-// MFACounterKey is the key of u's second-factor counter: its Key is u's id in decimal,
-// which a store that reads the counter in a join (see PendingSignIn.MFACounter) relies on.
+// MFACounterKey is the key of u's second-factor counter.
 func MFACounterKey(u UserID) AttemptKey {
 	return AttemptKey{Scope: MFACounterScope, Key: strconv.FormatInt(int64(u), 10)}
 }
 
 func passwordKey(u UserID) AttemptKey {
-	return AttemptKey{Scope: "pw-account", Key: fmt.Sprint(int64(u))}
+	return AttemptKey{Scope: "pw-account", Key: strconv.FormatInt(int64(u), 10)}
 }
 
-func ipKey(ip string) AttemptKey { return AttemptKey{Scope: "pw-ip", Key: ip} }
+// Scopes of the per-address counters, which Purge forgets once stale.
+const (
+	scopeIP       = "pw-ip"
+	scopeSignupIP = "signup-ip"
+	scopeResetIP  = "reset-ip"
+	scopeForgotIP = "forgot-ip"
+	scopeResetTo  = "reset-mail"
+)
+
+// addressKey is the counter of a client address: IPv4 as it is, IPv6 grouped per /64
+// (one subscriber's allocation, which they can spread over at will).
+func addressKey(scope, ip string) AttemptKey {
+	return AttemptKey{Scope: scope, Key: AddressGroup(ip)}
+}
+
+// AddressGroup is the address a per-address limit counts: IPv4 (and IPv4-mapped IPv6)
+// as the address, IPv6 as its /64 prefix. Text that is no address is kept as it is.
+func AddressGroup(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	pfx, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return pfx.String()
+}

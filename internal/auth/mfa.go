@@ -235,51 +235,56 @@ type factor struct {
 	codeHash []byte // MethodRecoveryCode: the keyed hash of the normalised code
 }
 
-// checkSecondFactor counts one attempt first (its own committed write), then checks
-// exactly one of code or recoveryCode without spending it. It is shared by the sign-in
-// step and re-authentication so the lock and the replay rule cannot differ between
-// them. A wrong factor comes back as ErrInvalidCode, already logged.
+// checkSecondFactor takes a slot on the account's second-factor counter first (its
+// own committed write), then checks exactly one of code or recoveryCode without
+// spending it. It is shared by the sign-in step and re-authentication so the lock and
+// the replay rule cannot differ between them. A wrong factor is settled as a failure
+// and comes back as ErrInvalidCode, already logged. A right one comes back with its
+// slot, which the caller settles (or releases) once the factor is spent.
 //
 // cred gives the user's TOTP credential (nil when there is none); it may have been
-// read before the count, since only the check of the code must come after it. counter,
-// if not nil, is the second-factor counter read with it: the count starts from it
-// (see updateAttemptFrom).
+// read before the count, since only the check of the code must come after it.
 func (s *Service) checkSecondFactor(ctx context.Context, c Client, u *User, cred func() (*TOTPCredential, error),
-	counter *AttemptState, code, recoveryCode, purpose string) (*factor, AttemptState, error) {
+	code, recoveryCode, purpose string) (*factor, *slot, error) {
 	if (code == "") == (recoveryCode == "") {
-		return nil, AttemptState{}, InvalidInput(map[string]string{"code": "enter the code from your app or a recovery code"})
+		return nil, nil, InvalidInput(map[string]string{"code": "enter the code from your app or a recovery code"})
 	}
-	st, err := s.countFrom(ctx, MFACounterKey(u.ID), s.cfg.MFALimit, nil, counter)
+	sl, err := s.acquire(ctx, MFACounterKey(u.ID), s.cfg.MFALimit)
 	if err != nil {
 		if e := AsError(err); e != nil && e.Kind == KindRateLimited {
 			s.event(ctx, u.ID, c, purpose, "locked", "")
 			s.observe(purpose, "locked")
 		}
-		return nil, st, err
+		return nil, nil, err
 	}
 	if code != "" {
 		f, err := s.checkTOTP(u.ID, cred, code)
 		if err != nil {
-			return nil, st, err
+			sl.release(ctx)
+			return nil, nil, err
 		}
 		if f == nil {
-			return nil, st, s.secondFactorFailed(ctx, c, u, st, MethodTOTP, purpose)
+			return nil, nil, s.secondFactorFailed(ctx, c, u, sl, MethodTOTP, purpose)
 		}
-		return f, st, nil
+		return f, sl, nil
 	}
 	canon, ok := recovery.Normalize(recoveryCode)
 	if !ok {
-		return nil, st, s.secondFactorFailed(ctx, c, u, st, MethodRecoveryCode, purpose)
+		return nil, nil, s.secondFactorFailed(ctx, c, u, sl, MethodRecoveryCode, purpose)
 	}
-	return &factor{method: MethodRecoveryCode, codeHash: s.recoveryHash(u.ID, canon)}, st, nil
+	return &factor{method: MethodRecoveryCode, codeHash: s.recoveryHash(u.ID, canon)}, sl, nil
 }
 
-// secondFactorFailed logs a wrong factor, mails the owner when it locked the account,
-// and returns ErrInvalidCode. The failure was counted before the check.
-func (s *Service) secondFactorFailed(ctx context.Context, c Client, u *User, st AttemptState, method, purpose string) error {
+// secondFactorFailed settles sl as a failure, logs the wrong factor, mails the owner
+// when it locked the account, and returns ErrInvalidCode.
+func (s *Service) secondFactorFailed(ctx context.Context, c Client, u *User, sl *slot, method, purpose string) error {
+	d, st, err := sl.fail(context.WithoutCancel(ctx))
+	if err != nil {
+		return err
+	}
 	s.event(ctx, u.ID, c, purpose, "failure", method)
 	s.observe(purpose, "failure")
-	if st.LockedUntil.After(s.now()) {
+	if d.Locked {
 		s.event(ctx, u.ID, c, "mfa_locked", "locked", fmt.Sprintf("%d consecutive failures", st.Failures))
 		s.notify(u, "Too many wrong sign-in codes",
 			"There were %d wrong second-factor codes in a row for %s, the last from %s. Further codes are refused for %s.\n\nIf this was not you, someone knows your password: change it now.",
@@ -382,25 +387,27 @@ func (s *Service) LoginMFA(ctx context.Context, c Client, mfaToken, code, recove
 		return nil, ErrInvalidMFAToken // the password or MFA changed since the password step
 	}
 	cred := func() (*TOTPCredential, error) { return ps.TOTP, nil }
-	f, st, err := s.checkSecondFactor(ctx, c, u, cred, ps.MFACounter, code, recoveryCode, "login_mfa")
+	f, sl, err := s.checkSecondFactor(ctx, c, u, cred, code, recoveryCode, "login_mfa")
 	if err != nil {
 		return nil, err
 	}
+	defer sl.release(ctx)
 	sess, tok, err := s.newSession(c, u, pend.CredEpoch)
 	if err != nil {
 		return nil, err
 	}
 	sess.Method, sess.MFAAt = SessionMethodFor(f.method), sess.CreatedAt
 	fin := &SignInFinish{Session: sess, PendingHash: hash, TOTPStep: f.step, RecoveryCodeHash: f.codeHash,
-		ResetAttempts: []AttemptKey{MFACounterKey(u.ID)}, Event: s.newEvent(u.ID, c, "login_mfa", "success", f.method)}
+		Counters: []AttemptStep{sl.step(OpSucceed, nil)}, Event: s.newEvent(u.ID, c, "login_mfa", "success", f.method)}
 	switch err := s.store.FinishSignIn(ctx, fin); {
 	case errors.Is(err, ErrFactorUsed):
-		return nil, s.secondFactorFailed(ctx, c, u, st, f.method, "login_mfa")
+		return nil, s.secondFactorFailed(ctx, c, u, sl, f.method, "login_mfa")
 	case errors.Is(err, ErrPendingGone), errors.Is(err, ErrCredentialsChanged):
 		return nil, ErrInvalidMFAToken
 	case err != nil:
 		return nil, fmt.Errorf("finishing sign-in: %w", err)
 	}
+	sl.settled = true
 	s.logEvent(fin.Event)
 	s.observe("login_mfa", "success")
 	res := &LoginResult{Status: StatusAuthenticated, User: u, Session: sess, SessionToken: keys.Secret(tok)}
@@ -433,9 +440,11 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 	if len(pw) > 4*128 {
 		return time.Time{}, ErrInvalidCredentials
 	}
-	if _, err := s.countFailure(ctx, passwordKey(p.User.ID), s.cfg.PasswordLimit); err != nil {
+	pwSlot, err := s.acquire(ctx, passwordKey(p.User.ID), s.cfg.PasswordLimit)
+	if err != nil {
 		return time.Time{}, err
 	}
+	defer pwSlot.release(ctx)
 	hash, err := s.passwordHash(ctx, p.User.ID)
 	if err != nil {
 		return time.Time{}, err
@@ -445,27 +454,31 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 		return time.Time{}, s.hashError(err)
 	}
 	if !ok {
+		if _, _, err := pwSlot.fail(context.WithoutCancel(ctx)); err != nil {
+			return time.Time{}, err
+		}
 		s.event(ctx, p.User.ID, c, "reauth", "failure", "password")
 		return time.Time{}, ErrInvalidCredentials
 	}
-	if err := s.resetLimit(ctx, passwordKey(p.User.ID)); err != nil {
+	if err := pwSlot.succeed(context.WithoutCancel(ctx)); err != nil {
 		return time.Time{}, err
 	}
 	mfaMethod := ""
 	if st.Enabled {
 		cred := func() (*TOTPCredential, error) { return s.totpCredential(ctx, p.User.ID) }
-		f, counted, err := s.checkSecondFactor(ctx, c, p.User, cred, nil, code, recoveryCode, "reauth")
+		f, sl, err := s.checkSecondFactor(ctx, c, p.User, cred, code, recoveryCode, "reauth")
 		if err != nil {
 			return time.Time{}, err
 		}
+		defer sl.release(ctx)
 		won, err := s.spend(ctx, p.User.ID, f)
 		if err != nil {
 			return time.Time{}, err
 		}
 		if !won {
-			return time.Time{}, s.secondFactorFailed(ctx, c, p.User, counted, f.method, "reauth")
+			return time.Time{}, s.secondFactorFailed(ctx, c, p.User, sl, f.method, "reauth")
 		}
-		if err := s.resetLimit(ctx, MFACounterKey(p.User.ID)); err != nil {
+		if err := sl.succeed(context.WithoutCancel(ctx)); err != nil {
 			return time.Time{}, err
 		}
 		mfaMethod = f.method

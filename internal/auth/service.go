@@ -62,6 +62,8 @@ type Config struct {
 	MFALimit      LimitPolicy
 	PasswordLimit LimitPolicy
 	IPLimit       LimitPolicy
+	// SignupLimit bounds sign-ups per client address.
+	SignupLimit LimitPolicy
 
 	SessionIdle     time.Duration
 	SessionMax      time.Duration
@@ -122,9 +124,15 @@ func New(cfg Config, d Deps) *Service {
 	def(&cfg.ResetTTL, time.Hour)
 	cfg.MFALimit = cfg.MFALimit.withDefaults(5, 30*time.Second, 15*time.Minute)
 	cfg.PasswordLimit = cfg.PasswordLimit.withDefaults(5, 30*time.Second, 15*time.Minute)
-	cfg.IPLimit = cfg.IPLimit.withDefaults(20, 30*time.Second, 15*time.Minute)
+	// Per address only failures count, sized for an office or a carrier NAT: 100 within
+	// 15 minutes; the counter is forgotten 15 minutes after its last failure.
+	cfg.IPLimit = cfg.IPLimit.withDefaults(100, 30*time.Second, 15*time.Minute)
 	if cfg.IPLimit.ResetAfter == 0 {
-		cfg.IPLimit.ResetAfter = time.Hour
+		cfg.IPLimit.ResetAfter = 15 * time.Minute
+	}
+	cfg.SignupLimit = cfg.SignupLimit.withDefaults(10, time.Hour, time.Hour)
+	if cfg.SignupLimit.ResetAfter == 0 {
+		cfg.SignupLimit.ResetAfter = time.Hour
 	}
 	if cfg.SiteName == "" {
 		cfg.SiteName = "Latchkey"

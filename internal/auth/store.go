@@ -83,12 +83,18 @@ type Store interface {
 	// ConsumePendingLogin deletes it and reports whether this call deleted it.
 	ConsumePendingLogin(ctx context.Context, hash []byte) (bool, error)
 
-	// Attempt reads a failure counter; a missing one is the zero state (Version 0).
+	// Attempt reads a counter; a missing one is the zero state (Version 0). It
+	// decides nothing on its own: only UpdateAttempts counts.
 	Attempt(ctx context.Context, key AttemptKey) (AttemptState, error)
-	// SaveAttempt writes next if the stored version still equals prev.Version (for
-	// Version 0: if no row exists yet), bumping the version, in its own committed
-	// write. It reports whether it won the race.
-	SaveAttempt(ctx context.Context, key AttemptKey, prev, next AttemptState) (bool, error)
+	// UpdateAttempts is the one write of every counter: for each step in order it
+	// reads the counter (the zero state when missing), runs the step on it and writes
+	// what the step returns, with nothing written to that counter in between by anyone
+	// (on any replica), so parallel updates of one counter never lose one another and
+	// never retry. The whole call is one write committed before it returns, never part
+	// of a wider transaction of the caller's, so a request that fails later cannot
+	// take a count back. It returns the states written (or read, where a step
+	// declined to write).
+	UpdateAttempts(ctx context.Context, steps []AttemptStep) ([]AttemptState, error)
 
 	// SetPendingTOTP stores (replacing any earlier) a setup awaiting confirmation.
 	SetPendingTOTP(ctx context.Context, p *PendingTOTP) error
@@ -208,23 +214,10 @@ type Store interface {
 	// order: consume the pending login (ErrPendingGone if it is gone), accept the TOTP
 	// step or spend the recovery code (ErrFactorUsed if the step is not later than
 	// last_step or the code is used or unknown), insert the session
-	// (ErrCredentialsChanged if the user's cred_epoch moved on), zero the listed attempt
-	// counters, append the event. On any error nothing changes; on success f.Session.ID
+	// (ErrCredentialsChanged if the user's cred_epoch moved on), apply the counter
+	// steps (as UpdateAttempts would), append the event. On any error nothing changes; on success f.Session.ID
 	// is set.
 	FinishSignIn(ctx context.Context, f *SignInFinish) error
-}
-
-// AttemptUpdater is implemented by a store that can read counters, compute their next
-// states and write them as one serialized write, committed before it returns (SQLite,
-// whose writes all go through one connection). The Service prefers it to the
-// compare-and-swap loop over Attempt and SaveAttempt: under contention on one counter
-// (many guesses from one address) nobody loses a race, so nobody retries, and several
-// counters cost one commit. The steps run in order, each seeing the writes of the ones
-// before; when one refuses, nothing at all is written, and UpdateAttempts returns its
-// index and its error unchanged (refused is -1 otherwise). The states are those
-// written (or read, where a step declined to write).
-type AttemptUpdater interface {
-	UpdateAttempts(ctx context.Context, steps []AttemptStep) (states []AttemptState, refused int, err error)
 }
 
 // PurgeBefore says what Purge may delete.

@@ -92,28 +92,33 @@ type PendingLogin struct {
 	CredEpoch int64 // the user's CredEpoch when the password was checked
 }
 
-// AttemptStep is one counter change computed from the counter's current state: step
-// returns the next state and whether to write it, or an error to refuse (nothing is
-// written). It must only compute: stores run it inside their write.
+// AttemptStep is one counter change computed from the counter's current state: Step
+// returns the next state and whether to write it. It must only compute (stores run it
+// inside their write, and may run it more than once; the last run is the one written).
 type AttemptStep struct {
 	Key  AttemptKey
-	Step func(prev AttemptState) (next AttemptState, write bool, err error)
+	Step func(prev AttemptState) (next AttemptState, write bool)
 }
 
-// AttemptKey names one failure counter: Scope is "mfa", "pw-account" or "pw-ip".
+// AttemptKey names one counter: Scope says what is limited ("mfa", "pw-account",
+// "pw-ip", "signup-ip", …), Key whose (an account id, a client address).
 type AttemptKey struct {
 	Scope string
 	Key   string
 }
 
-// AttemptState is one failure counter. Version is 0 when no row exists yet; every
-// write bumps it so that stores can settle races with a compare-and-swap.
+// AttemptState is one counter as stored. Version is 0 when no row exists yet and is
+// bumped by every write. InFlight counts checks that took a slot and have not settled
+// yet; the slots lapse together at InFlightUntil, so a crashed process cannot hold
+// them for ever.
 type AttemptState struct {
-	Failures    int
-	Locks       int // how many times the counter has locked; the lock doubles each time
-	LockedUntil time.Time
-	UpdatedAt   time.Time
-	Version     int64
+	Failures      int
+	Locks         int // how many times the counter has locked; the lock doubles each time
+	LockedUntil   time.Time
+	UpdatedAt     time.Time
+	InFlight      int
+	InFlightUntil time.Time
+	Version       int64
 }
 
 // EncryptedSecret is a TOTP secret sealed with AES-256-GCM under the key named KeyID.
@@ -158,10 +163,6 @@ type PendingSignIn struct {
 	Pending PendingLogin
 	User    User
 	TOTP    *TOTPCredential
-	// MFACounter, when a store reads it in the same query, is the account's
-	// second-factor attempt counter (the zero state if it has none): a starting point
-	// for the count's compare-and-swap, never a decision. Nil means not read.
-	MFACounter *AttemptState
 }
 
 // PasswordReset is an emailed single-use reset link; only its SHA-256 is stored.
@@ -307,11 +308,8 @@ type SignInFinish struct {
 	// RecoveryCodeHash, if set, is the user's unused recovery code to spend (used_at =
 	// Session.CreatedAt).
 	RecoveryCodeHash []byte
-	// ResetAttempts are the counters a success zeroes (failures, locks, lock; version bumped).
-	ResetAttempts []AttemptKey
-	// Counters are further counter changes made in the same transaction, after the
-	// resets, each computed from the counter as it is then (the client IP's refund).
-	// A step that returns an error fails the whole sign-in.
+	// Counters are the counter changes made in the same transaction (the success that
+	// settles the attempt's slot), each computed from the counter as it is then.
 	Counters []AttemptStep
 	// Event is appended to the security log.
 	Event *Event

@@ -55,7 +55,7 @@ type benchOptions struct {
 }
 
 // benchFigures are the names --only accepts, in the order they run.
-var benchFigures = []string{"session_check", "password_signin", "mfa_step", "flood"}
+var benchFigures = []string{"session_check", "password_signin", "signin_shared", "mfa_step", "shared_address", "signup_flood", "flood"}
 
 // want reports whether the figure name is to be measured.
 func (o benchOptions) want(name string) bool { return len(o.only) == 0 || o.only[name] }
@@ -70,7 +70,28 @@ type benchReport struct {
 	SessionCheck benchFigure `json:"session_check"`
 	Signin       benchFigure `json:"password_signin"`
 	MFAStep      benchFigure `json:"mfa_step"`
-	Flood        floodFigure `json:"flood"`
+	// SigninShared is the sign-in of signinSharedClients clients over as many accounts,
+	// all from one address (an office, a CI runner), against raw argon2id.
+	SigninShared  benchFigure  `json:"signin_shared"`
+	SharedAddress burstFigure  `json:"shared_address"`
+	SignupFlood   signupFigure `json:"signup_flood"`
+	Flood         floodFigure  `json:"flood"`
+}
+
+// burstFigure is how a burst of simultaneous requests was answered.
+type burstFigure struct {
+	Requests int         `json:"requests"`
+	Statuses map[int]int `json:"statuses"`
+}
+
+// signupFigure is a flood of sign-ups from many addresses while a user signs in: how
+// both were answered during it, and the user's first sign-in after it.
+type signupFigure struct {
+	Signups map[int]int `json:"signups"`
+	Signins map[int]int `json:"signins"`
+	After   int         `json:"after_status"`
+	// AfterMs is how long that sign-in took.
+	AfterMs float64 `json:"after_ms"`
 }
 
 // benchFigure is one throughput measured beside its reference in the same run, so the
@@ -95,6 +116,8 @@ type benchFigure struct {
 	// if HTTP cost nothing, so what is left is the database's.
 	DirectPerS  float64 `json:"direct_per_s,omitempty"`
 	DirectRatio float64 `json:"direct_ratio,omitempty"`
+	// TooMany counts 429 answers among the measured requests.
+	TooMany int `json:"status_429"`
 }
 
 // floodFigure is the answer of a server to a burst of simultaneous sign-ins.
@@ -194,7 +217,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, f := range []struct {
 		name string
 		f    benchFigure
-	}{{"session_check", rep.SessionCheck}, {"password_signin", rep.Signin}, {"mfa_step", rep.MFAStep}} {
+	}{{"session_check", rep.SessionCheck}, {"password_signin", rep.Signin}, {"signin_shared", rep.SigninShared}, {"mfa_step", rep.MFAStep}} {
 		if !o.want(f.name) {
 			continue
 		}
@@ -206,7 +229,20 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if f.f.DirectPerS > 0 {
 			fmt.Fprintf(stdout, " direct_per_s=%.1f direct_ratio=%.3f", f.f.DirectPerS, f.f.DirectRatio)
 		}
+		if f.name == "signin_shared" {
+			fmt.Fprintf(stdout, " status_429=%d", f.f.TooMany)
+		}
 		fmt.Fprintln(stdout)
+	}
+	if o.want("shared_address") {
+		sa := rep.SharedAddress
+		fmt.Fprintf(stdout, "shared_address requests=%d status_200=%d status_429=%d status_503=%d other=%d\n",
+			sa.Requests, sa.Statuses[200], sa.Statuses[429], sa.Statuses[503], sa.Requests-sa.Statuses[200]-sa.Statuses[429]-sa.Statuses[503])
+	}
+	if o.want("signup_flood") {
+		sf := rep.SignupFlood
+		fmt.Fprintf(stdout, "signup_flood signups=%d signup_201=%d signup_503=%d signins=%d signin_200=%d signin_429=%d signin_503=%d after_status=%d after_ms=%.1f\n",
+			total(sf.Signups), sf.Signups[201], sf.Signups[503], total(sf.Signins), sf.Signins[200], sf.Signins[429], sf.Signins[503], sf.After, sf.AfterMs)
 	}
 	if !o.want("flood") {
 		return nil
@@ -272,7 +308,10 @@ func (b *benchRun) run(ctx context.Context, rep *benchReport) error {
 	}{
 		{"session_check", func(ctx context.Context) (err error) { rep.SessionCheck, err = b.sessionCheck(ctx); return err }},
 		{"password_signin", func(ctx context.Context) (err error) { rep.Signin, err = b.signin(ctx); return err }},
+		{"signin_shared", func(ctx context.Context) (err error) { rep.SigninShared, err = b.signinShared(ctx); return err }},
 		{"mfa_step", func(ctx context.Context) (err error) { rep.MFAStep, err = b.mfaStep(ctx); return err }},
+		{"shared_address", func(ctx context.Context) (err error) { rep.SharedAddress, err = b.sharedAddress(ctx); return err }},
+		{"signup_flood", func(ctx context.Context) (err error) { rep.SignupFlood, err = b.signupFlood(ctx); return err }},
 	}
 	stopProfile, err := startCPUProfile(b.o.cpuProfile)
 	if err != nil {
@@ -681,6 +720,159 @@ func (b *benchRun) signin(ctx context.Context) (benchFigure, error) {
 		})
 	}, func(d time.Duration) loadResult { return load(ctx, b.o.concurrency, d, signin) }, b.o.duration)
 	return figure(got, ref), nil
+}
+
+// signinSharedClients is how many clients sign in at once from one address in the
+// signin_shared figure.
+const signinSharedClients = 8
+
+// sharedIP is the one address of the shared-address figures.
+const sharedIP = "198.51.100.77"
+
+// signinShared measures sign-ins of 8 clients over 8 accounts, all from one address,
+// against raw argon2id: the per-address limit counts failures only, and parallel
+// right passwords are never refused, so it should cost nothing beside the hashes. A
+// 429 is counted, not retried.
+func (b *benchRun) signinShared(ctx context.Context) (benchFigure, error) {
+	us, err := b.createUsers(ctx, "o", signinSharedClients)
+	if err != nil {
+		return benchFigure{}, err
+	}
+	bodies := make([][]byte, len(us))
+	for i, u := range us {
+		bodies[i], _ = json.Marshal(map[string]string{"login": u.Username, "password": benchPassword})
+	}
+	var tooMany atomic.Int64
+	signin := func(w, i int) error {
+		st, err := b.status(sharedIP, "/api/v1/login", bodies[w%len(bodies)])
+		if st == http.StatusTooManyRequests {
+			tooMany.Add(1)
+		}
+		if err == nil && st != 200 {
+			err = fmt.Errorf("sign-in: status %d", st)
+		}
+		return err
+	}
+	load(ctx, signinSharedClients, b.o.duration/4, signin)
+	tooMany.Store(0)
+	p := b.app.Hasher.Params()
+	salt := make([]byte, p.SaltLen)
+	got, ref := bracket(func(d time.Duration) loadResult {
+		return load(ctx, runtime.GOMAXPROCS(0), d, func(w, i int) error {
+			argon2.IDKey([]byte(benchPassword), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+			return nil
+		})
+	}, func(d time.Duration) loadResult { return load(ctx, signinSharedClients, d, signin) }, b.o.duration)
+	f := figure(got, ref)
+	f.TooMany = int(tooMany.Load())
+	return f, nil
+}
+
+// status posts body to path as a client at ip and returns the answer's status.
+func (b *benchRun) status(ip, path string, body []byte) (int, error) {
+	req, err := http.NewRequest("POST", b.url+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Forwarded-For", ip)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// sharedAddress sends --flood simultaneous right-password sign-ins to as many
+// accounts, all from one address: each should get 200 or 503, never 429.
+func (b *benchRun) sharedAddress(ctx context.Context) (burstFigure, error) {
+	us, err := b.createUsers(ctx, "a", b.o.flood)
+	if err != nil {
+		return burstFigure{}, err
+	}
+	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: b.o.flood}}
+	defer client.CloseIdleConnections()
+	f := burstFigure{Requests: len(us), Statuses: map[int]int{}}
+	var mu sync.Mutex
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, u := range us {
+		body := fmt.Sprintf(`{"login":%q,"password":%q}`, u.Username, benchPassword)
+		wg.Go(func() {
+			<-start
+			req, _ := http.NewRequest("POST", b.url+"/api/v1/login", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Forwarded-For", sharedIP)
+			st := 0
+			if resp, err := client.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				st = resp.StatusCode
+			}
+			mu.Lock()
+			f.Statuses[st]++
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	return f, ctx.Err()
+}
+
+// signupFlood floods sign-ups from many addresses (a botnet: no per-address limit
+// holds it), from --flood/2 clients for --duration, while one user signs in again and again from their own
+// address, then signs that user in once more: the flood's 503s must not have counted,
+// so that sign-in is answered 200 at once.
+func (b *benchRun) signupFlood(ctx context.Context) (signupFigure, error) {
+	us, err := b.createUsers(ctx, "v", 1)
+	if err != nil {
+		return signupFigure{}, err
+	}
+	body, _ := json.Marshal(map[string]string{"login": us[0].Username, "password": benchPassword})
+	const userIP = "198.51.100.99"
+	f := signupFigure{Signups: map[int]int{}, Signins: map[int]int{}}
+	var mu sync.Mutex
+	fctx, stop := context.WithTimeout(ctx, b.o.duration)
+	defer stop()
+	var wg sync.WaitGroup
+	var seq atomic.Int64
+	// Half the flood's size in clients: enough to keep the hashing queue's waits past
+	// its limit, so the pool sheds with 503, as a real flood would make it.
+	for range max(b.o.flood/2, 1) {
+		wg.Go(func() {
+			for fctx.Err() == nil {
+				n := seq.Add(1)
+				name := fmt.Sprintf("%sflood%d", b.prefix, n)
+				sb, _ := json.Marshal(map[string]string{"username": name, "email": name + "@bench.invalid",
+					"password": "pw-" + name + "-correct-horse"})
+				st, _ := b.status(benchIP(int(n)+1<<20), "/api/v1/signup", sb)
+				mu.Lock()
+				f.Signups[st]++
+				mu.Unlock()
+			}
+		})
+	}
+	for fctx.Err() == nil {
+		st, _ := b.status(userIP, "/api/v1/login", body)
+		mu.Lock()
+		f.Signins[st]++
+		mu.Unlock()
+	}
+	wg.Wait()
+	t := time.Now()
+	f.After, err = b.status(userIP, "/api/v1/login", body)
+	f.AfterMs = float64(time.Since(t)) / float64(time.Millisecond)
+	return f, err
+}
+
+func total(m map[int]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 // mfaAccount is an enrolled account with a pending login awaiting its code.

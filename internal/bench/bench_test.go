@@ -33,6 +33,9 @@ func TestBench(t *testing.T) {
 		"password_signin": {"per_s", "ref_per_s", "ratio", "p50_ms", "p99_ms"},
 		"mfa_step":        {"per_s", "ref_per_s", "ratio", "p50_ms", "p99_ms", "direct_per_s", "direct_ratio"},
 		"flood":           {"requests", "peak_rss_mib", "answered"},
+		"signin_shared":   {"per_s", "ref_per_s", "ratio"},
+		"shared_address":  {"requests"},
+		"signup_flood":    {"signups", "after_status"},
 	}
 	for _, line := range strings.Split(out.String(), "\n") {
 		fields := strings.Fields(line)
@@ -54,6 +57,12 @@ func TestBench(t *testing.T) {
 			if err != nil || n <= 0 {
 				t.Errorf("%s %s = %q, want a positive number", fields[0], k, vals[k])
 			}
+		}
+		if (fields[0] == "shared_address" || fields[0] == "signin_shared") && vals["status_429"] != "0" {
+			t.Errorf("%s: %s answers were 429, want none", fields[0], vals["status_429"])
+		}
+		if fields[0] == "signup_flood" && vals["after_status"] != "200" {
+			t.Errorf("signup_flood: the first sign-in after the flood answered %s, want 200", vals["after_status"])
 		}
 		if fields[0] == "flood" && (vals["answered"] != vals["requests"] || vals["no_answer"] != "0") {
 			t.Errorf("flood answered %s of %s requests, want all", vals["answered"], vals["requests"])

@@ -102,7 +102,8 @@ func NewApp(ctx context.Context, cfg config.Config, logger *slog.Logger, clock f
 		SiteName: cfg.SiteName, PublicURL: cfg.PublicURL, TOTPWindow: cfg.TOTPWindow,
 		MFALimit:      auth.LimitPolicy{MaxFailures: cfg.MFAMaxFailures, BaseLock: cfg.MFALock, MaxLock: cfg.MFAMaxLock},
 		PasswordLimit: auth.LimitPolicy{MaxFailures: cfg.PasswordMaxFailures, BaseLock: cfg.PasswordLock, MaxLock: cfg.PasswordMaxLock},
-		IPLimit:       auth.LimitPolicy{MaxFailures: cfg.IPMaxFailures, BaseLock: cfg.PasswordLock, MaxLock: cfg.PasswordMaxLock, ResetAfter: time.Hour},
+		IPLimit:       auth.LimitPolicy{MaxFailures: cfg.IPMaxFailures, BaseLock: cfg.PasswordLock, MaxLock: cfg.PasswordMaxLock, ResetAfter: 15 * time.Minute},
+		SignupLimit:   auth.LimitPolicy{MaxFailures: cfg.SignupsPerAddress},
 		SessionIdle:   cfg.SessionIdle, SessionMax: cfg.SessionMax, ReauthWindow: cfg.ReauthWindow,
 		PendingLoginTTL: cfg.PendingLoginTTL, RecoveryAutoApproveAfter: cfg.RecoveryAutoApproveAfter,
 	}, auth.Deps{Store: st, Hasher: hasher, Keys: ring, Mailer: mailer, Logger: logger, Clock: clock, Observe: metrics.Observe})

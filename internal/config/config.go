@@ -41,6 +41,7 @@ type Config struct {
 	MFAMaxLock          time.Duration
 	PasswordMaxFailures int
 	IPMaxFailures       int
+	SignupsPerAddress   int
 	PasswordLock        time.Duration
 	PasswordMaxLock     time.Duration
 
@@ -77,7 +78,8 @@ func Default() Config {
 		MFALock:             30 * time.Second,
 		MFAMaxLock:          15 * time.Minute,
 		PasswordMaxFailures: 5,
-		IPMaxFailures:       20,
+		IPMaxFailures:       100,
+		SignupsPerAddress:   10,
 		PasswordLock:        30 * time.Second,
 		PasswordMaxLock:     15 * time.Minute,
 		SessionIdle:         7 * 24 * time.Hour,
@@ -128,7 +130,8 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	dur(&c.MFALock, "mfa-lock", "first second-factor lock; doubles on each further lock")
 	dur(&c.MFAMaxLock, "mfa-max-lock", "longest second-factor lock")
 	integer(&c.PasswordMaxFailures, "password-max-failures", "consecutive wrong passwords per account before a lock")
-	integer(&c.IPMaxFailures, "ip-max-failures", "wrong passwords per client IP before a lock")
+	integer(&c.IPMaxFailures, "ip-max-failures", "wrong passwords per client address (IPv6 per /64) within 15 minutes before the address is slowed")
+	integer(&c.SignupsPerAddress, "signups-per-address", "sign-ups per client address (IPv6 per /64) an hour")
 	dur(&c.PasswordLock, "password-lock", "first password lock; doubles on each further lock")
 	dur(&c.PasswordMaxLock, "password-max-lock", "longest password lock")
 	dur(&c.SessionIdle, "session-idle", "a session ends after this long unused")
@@ -238,7 +241,8 @@ func (c *Config) Validate() error {
 	for _, p := range []struct {
 		name string
 		v    int
-	}{{"mfa-max-failures", c.MFAMaxFailures}, {"password-max-failures", c.PasswordMaxFailures}, {"ip-max-failures", c.IPMaxFailures}} {
+	}{{"mfa-max-failures", c.MFAMaxFailures}, {"password-max-failures", c.PasswordMaxFailures}, {"ip-max-failures", c.IPMaxFailures},
+		{"signups-per-address", c.SignupsPerAddress}} {
 		if p.v < 1 || p.v > 1000 {
 			return fmt.Errorf("%s: must be between 1 and 1000", p.name)
 		}
@@ -307,6 +311,7 @@ func (c *Config) LogAttrs() []any {
 		"mail_from", c.MailFrom, "trusted_proxies", strings.Join(proxies, ","),
 		"totp_window", c.TOTPWindow, "mfa_max_failures", c.MFAMaxFailures, "mfa_lock", c.MFALock.String(),
 		"password_max_failures", c.PasswordMaxFailures, "ip_max_failures", c.IPMaxFailures,
+		"signups_per_address", c.SignupsPerAddress,
 		"session_idle", c.SessionIdle.String(), "session_max", c.SessionMax.String(),
 		"reauth_window", c.ReauthWindow.String(), "hash_workers", c.HashWorkers,
 		"recovery_auto_approve_after", c.RecoveryAutoApproveAfter.String(),

@@ -93,7 +93,8 @@ func testConfig(t *testing.T, dbURL string) config.Config {
 	t.Helper()
 	dir := t.TempDir()
 	args := []string{"--database-url", dbURL, "--secret-key-file", filepath.Join(dir, "secret.key"),
-		"--addr", "127.0.0.1:0", "--argon2-memory", "8192", "--argon2-time", "1", "--ip-max-failures", "1000"}
+		"--addr", "127.0.0.1:0", "--argon2-memory", "8192", "--argon2-time", "1", "--ip-max-failures", "1000",
+		"--signups-per-address", "1000"}
 	cfg, _, err := config.Load("test", args, func(string) string { return "" }, io.Discard, nil)
 	if err != nil {
 		t.Fatalf("config: %v", err)

@@ -193,33 +193,19 @@ func (s *Store) PendingSignIn(ctx context.Context, hash []byte) (*auth.PendingSi
 	var c auth.TOTPCredential
 	var keyID *string
 	var step *int64
-	// The counter's key comes from a subquery of its own, not from the join's p.user_id:
-	// a plan cached while attempts was nearly empty otherwise scanned every counter of
-	// the scope for each sign-in (seen in the bench: 370 rows read per step). With the
-	// key a value, the lookup is the primary key's, whatever the statistics.
-	var a auth.AttemptState
-	var failures, locks, version *int64
 	err := s.queryRow(ctx, func(r pgx.Row) error {
 		return r.Scan(&p.TokenHash, &p.UserID, timeCol{&p.CreatedAt}, timeCol{&p.ExpiresAt}, &p.IP, &p.UserAgent,
 			&p.CredEpoch, &u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.PasswordHash, &u.IsAdmin,
-			timeCol{&u.CreatedAt}, &u.CredEpoch, &keyID, &c.Secret.Ciphertext, &step, timeCol{&c.CreatedAt},
-			&failures, &locks, timeCol{&a.LockedUntil}, timeCol{&a.UpdatedAt}, &version)
+			timeCol{&u.CreatedAt}, &u.CredEpoch, &keyID, &c.Secret.Ciphertext, &step, timeCol{&c.CreatedAt})
 	}, `SELECT p.token_hash, p.user_id, p.created_at, p.expires_at, p.ip, p.user_agent, p.cred_epoch,
 		u.id, u.username, u.email, u.email_verified, u.password_hash, u.is_admin, u.created_at, u.cred_epoch,
-		t.key_id, t.ciphertext, t.last_step, t.created_at,
-		a.failures, a.locks, a.locked_until, a.updated_at, a.version
+		t.key_id, t.ciphertext, t.last_step, t.created_at
 		FROM pending_logins p JOIN users u ON u.id = p.user_id
 		LEFT JOIN totp_credentials t ON t.user_id = p.user_id
-		LEFT JOIN attempts a ON a.scope = $2
-			AND a.key = (SELECT q.user_id::text FROM pending_logins q WHERE q.token_hash = $1)
-		WHERE p.token_hash = $1`, hash, auth.MFACounterScope)
+		WHERE p.token_hash = $1`, hash)
 	if err != nil {
 		return nil, mapErr("pending sign-in", err)
 	}
-	if version != nil && failures != nil && locks != nil {
-		a.Failures, a.Locks, a.Version = int(*failures), int(*locks), *version
-	}
-	ps.MFACounter = &a
 	if keyID != nil && step != nil {
 		c.UserID, c.Secret.KeyID, c.LastStep = u.ID, *keyID, *step
 		ps.TOTP = &c
@@ -274,7 +260,6 @@ func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 		return errors.New("postgres: finish sign-in: no session")
 	}
 	x := f.Session
-	keys := sortedAttemptKeys(f.ResetAttempts)
 	var sessionID auth.SessionID
 	var eventID int64
 	// Every statement goes out in one batch, with the BEGIN, in one round trip, and the
@@ -301,23 +286,15 @@ func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 			ts(x.CreatedAt), x.UserID, f.RecoveryCodeHash)
 	}
 	b.Queue(insertSession, insertSessionArgs(x)...)
-	for _, k := range keys {
-		// No row is fine: a counter that never counted has nothing to reset.
-		b.Queue(`UPDATE attempts
-			SET failures = 0, locks = 0, locked_until = NULL, updated_at = $1, version = version + 1
-			WHERE scope = $2 AND key = $3`, ts(x.CreatedAt), k.Scope, k.Key)
-	}
 	if f.Event != nil {
 		b.Queue(insertEvent, insertEventArgs(f.Event)...)
 	}
 	var counters func(pgx.Tx) error
 	if len(f.Counters) > 0 {
 		counters = func(q pgx.Tx) error {
-			// After the resets, in the order given: the counters here (the client IP's
-			// refund) are of other scopes than the resets', so every sign-in locks
-			// counter rows in one order and two sign-ins cannot deadlock on them.
-			for _, st := range f.Counters {
-				if err := applyAttemptStep(ctx, q, st); err != nil {
+			// Last, in one order of counters, so two sign-ins cannot deadlock on them.
+			for _, st := range sortedAttemptSteps(f.Counters) {
+				if _, err := applyAttemptStep(ctx, q, st); err != nil {
 					return err
 				}
 			}
@@ -325,7 +302,7 @@ func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 		}
 	}
 	err := s.batchTx(ctx, b, func(br pgx.BatchResults) error {
-		return readFinishBatch(br, f, len(keys), &sessionID, &eventID)
+		return readFinishBatch(br, f, &sessionID, &eventID)
 	}, counters)
 	if err != nil {
 		return mapErr("finish sign-in", err)
@@ -340,7 +317,7 @@ func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 
 // readFinishBatch reads FinishSignIn's batch results in the order they were queued and
 // returns the first failure.
-func readFinishBatch(br pgx.BatchResults, f *auth.SignInFinish, resets int, sessionID *auth.SessionID, eventID *int64) error {
+func readFinishBatch(br pgx.BatchResults, f *auth.SignInFinish, sessionID *auth.SessionID, eventID *int64) error {
 	// must reads one conditional statement: no row changed means failed.
 	must := func(failed error) error {
 		tag, err := br.Exec()
@@ -373,11 +350,6 @@ func readFinishBatch(br pgx.BatchResults, f *auth.SignInFinish, resets int, sess
 	if err := scanSessionID(br.QueryRow(), sessionID); err != nil {
 		return err
 	}
-	for range resets {
-		if _, err := br.Exec(); err != nil {
-			return err
-		}
-	}
 	if f.Event != nil {
 		if err := br.QueryRow().Scan(eventID); err != nil {
 			return err
@@ -386,13 +358,16 @@ func readFinishBatch(br pgx.BatchResults, f *auth.SignInFinish, resets int, sess
 	return nil
 }
 
-// sortedAttemptKeys returns a sorted copy of keys, so that every transaction resetting
-// several counters locks their rows in the same order: two sign-ins resetting the same
-// counters can then never deadlock.
-func sortedAttemptKeys(keys []auth.AttemptKey) []auth.AttemptKey {
-	keys = slices.Clone(keys)
-	slices.SortFunc(keys, func(a, b auth.AttemptKey) int {
-		return cmp.Or(strings.Compare(a.Scope, b.Scope), strings.Compare(a.Key, b.Key))
-	})
-	return keys
+// sortedAttemptSteps returns a copy of steps sorted by counter (stable), so that every
+// transaction writing several counters locks their rows in the same order: two
+// transactions writing the same counters can then never deadlock.
+func sortedAttemptSteps(steps []auth.AttemptStep) []auth.AttemptStep {
+	steps = slices.Clone(steps)
+	slices.SortStableFunc(steps, func(a, b auth.AttemptStep) int { return compareKeys(a.Key, b.Key) })
+	return steps
+}
+
+// compareKeys orders counters by scope, then key.
+func compareKeys(a, b auth.AttemptKey) int {
+	return cmp.Or(strings.Compare(a.Scope, b.Scope), strings.Compare(a.Key, b.Key))
 }

@@ -4,7 +4,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -76,46 +75,5 @@ func TestOpenHidesURL(t *testing.T) {
 	}
 	if got := err.Error(); strings.Contains(got, "hunter2") {
 		t.Fatalf("Open(bad URL) error %q shows the password", got)
-	}
-}
-
-// TestPendingSignInReadsTheMFACounter: on PostgreSQL the joined read carries the
-// account's second-factor counter (the conformance suite checks its value when a store
-// reads it; here, that this store does, with no counter and with one).
-func TestPendingSignInReadsTheMFACounter(t *testing.T) {
-	s := open(t, storetest.PostgresURL(t))
-	if err := s.Migrate(t.Context()); err != nil {
-		t.Fatalf("Migrate = %v", err)
-	}
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	u := &auth.User{Username: "carol", Email: "carol@example.com", PasswordHash: "x", CreatedAt: now}
-	if err := s.CreateUser(t.Context(), u); err != nil {
-		t.Fatal(err)
-	}
-	p := &auth.PendingLogin{TokenHash: []byte("pending-carol-0123456789abcdef01"), UserID: u.ID, CreatedAt: now,
-		ExpiresAt: now.Add(time.Minute), CredEpoch: u.CredEpoch}
-	if err := s.CreatePendingLogin(t.Context(), p); err != nil {
-		t.Fatal(err)
-	}
-	read := func() *auth.AttemptState {
-		t.Helper()
-		ps, err := s.PendingSignIn(t.Context(), p.TokenHash)
-		if err != nil {
-			t.Fatalf("PendingSignIn = %v", err)
-		}
-		if ps.MFACounter == nil {
-			t.Fatal("PendingSignIn did not read the MFA counter")
-		}
-		return ps.MFACounter
-	}
-	if got := read(); *got != (auth.AttemptState{}) {
-		t.Fatalf("MFA counter with none stored = %+v, want the zero state", *got)
-	}
-	next := auth.AttemptState{Failures: 2, UpdatedAt: now}
-	if won, err := s.SaveAttempt(t.Context(), auth.MFACounterKey(u.ID), auth.AttemptState{}, next); !won || err != nil {
-		t.Fatalf("SaveAttempt = %v, %v", won, err)
-	}
-	if got := read(); got.Failures != 2 || got.Version != 1 || !got.UpdatedAt.Equal(now) {
-		t.Fatalf("MFA counter = %+v, want 2 failures at version 1", *got)
 	}
 }

@@ -257,9 +257,6 @@ const (
 	finishConsumePending = `DELETE FROM pending_logins WHERE token_hash = ?`
 	finishUseCode        = `UPDATE recovery_codes SET used_at = ?
 		WHERE user_id = ? AND code_hash = ? AND used_at IS NULL`
-	finishResetAttempt = `UPDATE attempts
-		SET failures = 0, locks = 0, locked_until = NULL, updated_at = ?, version = version + 1
-		WHERE scope = ? AND key = ?`
 )
 
 // FinishSignIn applies a successful sign-in step in one IMMEDIATE transaction: consume
@@ -273,8 +270,6 @@ func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 		return errors.New("sqlite: finish sign-in: no session")
 	}
 	x := f.Session
-	keys := sortedAttemptKeys(f.ResetAttempts)
-
 	var sessionID, eventID int64
 	err := s.write(ctx, func(tx *wtx) error {
 		if f.PendingHash != nil {
@@ -309,19 +304,9 @@ func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 		if sessionID, err = insertedID(tx.ExecContext(ctx, insertSession, insertSessionArgs(x)...)); err != nil {
 			return err
 		}
-		for _, k := range keys {
-			// No row is fine: a counter that never counted has nothing to reset.
-			if _, err := tx.ExecContext(ctx, finishResetAttempt, micros(x.CreatedAt), k.Scope, k.Key); err != nil {
+		for _, st := range sortedAttemptSteps(f.Counters) {
+			if _, err := applyAttemptStep(ctx, tx, st); err != nil {
 				return err
-			}
-		}
-		for _, st := range f.Counters {
-			_, refusal, err := applyAttemptStep(ctx, tx, st)
-			if err != nil {
-				return err
-			}
-			if refusal != nil {
-				return refusal
 			}
 		}
 		if f.Event != nil {
@@ -346,14 +331,14 @@ func (s *Store) FinishSignIn(ctx context.Context, f *auth.SignInFinish) error {
 	return nil
 }
 
-// sortedAttemptKeys returns a sorted copy of keys, so that every transaction resetting
-// several counters locks their rows in the same order (two sign-ins resetting the
-// same counters can then never deadlock on the postgres store; SQLite keeps the order
+// sortedAttemptSteps returns a copy of steps sorted by counter (stable), so that every
+// transaction writing several counters locks their rows in the same order (on the
+// postgres store two sign-ins can then never deadlock on them; SQLite keeps the order
 // only so the stores read alike).
-func sortedAttemptKeys(keys []auth.AttemptKey) []auth.AttemptKey {
-	keys = slices.Clone(keys)
-	slices.SortFunc(keys, func(a, b auth.AttemptKey) int {
-		return cmp.Or(strings.Compare(a.Scope, b.Scope), strings.Compare(a.Key, b.Key))
+func sortedAttemptSteps(steps []auth.AttemptStep) []auth.AttemptStep {
+	steps = slices.Clone(steps)
+	slices.SortStableFunc(steps, func(a, b auth.AttemptStep) int {
+		return cmp.Or(strings.Compare(a.Key.Scope, b.Key.Scope), strings.Compare(a.Key.Key, b.Key.Key))
 	})
-	return keys
+	return steps
 }

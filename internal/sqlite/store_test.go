@@ -151,10 +151,9 @@ func TestConcurrentWritersNeverBusy(t *testing.T) {
 				switch i % 4 {
 				case 0:
 					key := auth.AttemptKey{Scope: "pw-ip", Key: fmt.Sprint(g)}
-					var prev auth.AttemptState
-					if prev, err = s.Attempt(ctx, key); err == nil {
-						_, err = s.SaveAttempt(ctx, key, prev, auth.AttemptState{Failures: i, UpdatedAt: time.Unix(int64(i), 0)})
-					}
+					_, err = s.UpdateAttempts(ctx, []auth.AttemptStep{{Key: key, Step: func(prev auth.AttemptState) (auth.AttemptState, bool) {
+						return auth.AttemptState{Failures: i, UpdatedAt: time.Unix(int64(i), 0)}, true
+					}}})
 				case 1:
 					err = s.ReplaceRecoveryCodes(ctx, u.ID, [][]byte{[]byte(fmt.Sprint(g, i))}, time.Unix(2, 0))
 				case 2:

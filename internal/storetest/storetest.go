@@ -416,32 +416,13 @@ func pendingLogin(t *testing.T, s auth.Store, h []byte) (*auth.PendingLogin, err
 	return &ps.Pending, nil
 }
 
-// checkMFACounter checks PendingSignIn's optional counter: when a store reads it, it is
-// the account's own second-factor counter exactly as Attempt reads it.
-func checkMFACounter(t *testing.T, s auth.Store, ps *auth.PendingSignIn, u auth.UserID) {
-	t.Helper()
-	if ps.MFACounter == nil {
-		return // not read: the count reads it itself
-	}
-	want, err := s.Attempt(ctx(t), auth.MFACounterKey(u))
-	noErr(t, "Attempt(mfa)", err)
-	got := *ps.MFACounter
-	if got.Failures != want.Failures || got.Locks != want.Locks || got.Version != want.Version ||
-		!got.LockedUntil.Equal(want.LockedUntil) || !got.UpdatedAt.Equal(want.UpdatedAt) {
-		t.Fatalf("PendingSignIn's MFA counter = %+v, want %+v as Attempt reads it", got, want)
-	}
-}
-
 // saveAttempt writes st to key's counter, whatever it held.
 func saveAttempt(t *testing.T, s auth.Store, key auth.AttemptKey, st auth.AttemptState) {
 	t.Helper()
-	prev, err := s.Attempt(ctx(t), key)
-	noErr(t, "Attempt", err)
-	won, err := s.SaveAttempt(ctx(t), key, prev, st)
-	noErr(t, "SaveAttempt", err)
-	if !won {
-		t.Fatalf("SaveAttempt(%v) lost with no one else writing", key)
-	}
+	_, err := s.UpdateAttempts(ctx(t), []auth.AttemptStep{{Key: key, Step: func(auth.AttemptState) (auth.AttemptState, bool) {
+		return st, true
+	}}})
+	noErr(t, "UpdateAttempts", err)
 }
 
 func testPendingLogins(t *testing.T, s auth.Store) {
@@ -480,16 +461,6 @@ func testPendingLogins(t *testing.T, s auth.Store) {
 		!ps.TOTP.CreatedAt.Equal(t0()) || ps.User.CredEpoch != u.CredEpoch {
 		t.Fatalf("PendingSignIn with TOTP = %+v (user %+v), want credential %+v", ps.TOTP, ps.User, cred)
 	}
-	checkMFACounter(t, s, ps, alice.ID)
-	// A counter of the account, and counters of other scopes and accounts beside it.
-	bob := mustUser(t, s, "bob")
-	for _, k := range []auth.AttemptKey{auth.MFACounterKey(bob.ID), {Scope: "pw-account", Key: auth.MFACounterKey(alice.ID).Key}} {
-		saveAttempt(t, s, k, auth.AttemptState{Failures: 4, Locks: 2, LockedUntil: at(time.Hour), UpdatedAt: at(time.Second)})
-	}
-	saveAttempt(t, s, auth.MFACounterKey(alice.ID), auth.AttemptState{Failures: 3, Locks: 1, LockedUntil: at(time.Minute), UpdatedAt: at(2 * time.Second)})
-	ps, err = s.PendingSignIn(ctx(t), hash("p"))
-	noErr(t, "PendingSignIn(with a counter)", err)
-	checkMFACounter(t, s, ps, alice.ID)
 	noErr(t, "CreatePendingLogin(second)", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{
 		TokenHash: hash("q"), UserID: alice.ID, CreatedAt: t0(), ExpiresAt: at(time.Minute), CredEpoch: u.CredEpoch}))
 
@@ -504,6 +475,10 @@ func testPendingLogins(t *testing.T, s auth.Store) {
 	}
 }
 
+// testAttempts holds UpdateAttempts, the one write of every counter: what a step
+// writes reads back exactly; a step sees the counter as the steps before it left it;
+// a step that declines writes nothing; and parallel updates of one counter, on any
+// number of connections, each see the one before: none is lost and none is refused.
 func testAttempts(t *testing.T, s auth.Store) {
 	key := auth.AttemptKey{Scope: "mfa", Key: "42"}
 	zero, err := s.Attempt(ctx(t), key)
@@ -512,53 +487,71 @@ func testAttempts(t *testing.T, s auth.Store) {
 		t.Fatalf("Attempt(missing) = %+v, want the zero state", zero)
 	}
 
-	// Insert race: everyone read the zero state.
-	wins := race(t, 16, func(i int) (bool, error) {
-		return s.SaveAttempt(ctx(t), key, zero, auth.AttemptState{Failures: 1, UpdatedAt: at(time.Duration(i))})
+	// Every field round-trips, zero times included.
+	full := auth.AttemptState{Failures: 5, Locks: 2, LockedUntil: at(30 * time.Second), UpdatedAt: at(time.Second),
+		InFlight: 3, InFlightUntil: at(time.Minute)}
+	var seen auth.AttemptState
+	sts, err := s.UpdateAttempts(ctx(t), []auth.AttemptStep{{Key: key, Step: func(prev auth.AttemptState) (auth.AttemptState, bool) {
+		seen = prev
+		return full, true
+	}}})
+	noErr(t, "UpdateAttempts", err)
+	want := full
+	want.Version = 1
+	if seen != (auth.AttemptState{}) || len(sts) != 1 || !sameAttempt(sts[0], want) {
+		t.Fatalf("UpdateAttempts(new counter) saw %+v, returned %+v; want the zero state and %+v", seen, sts, want)
+	}
+	if got, _ := s.Attempt(ctx(t), key); !sameAttempt(got, want) {
+		t.Fatalf("Attempt after UpdateAttempts = %+v, want %+v", got, want)
+	}
+	saveAttempt(t, s, key, auth.AttemptState{Locks: 1, UpdatedAt: at(time.Minute)})
+	if got, _ := s.Attempt(ctx(t), key); got.Version != 2 || got.Failures != 0 || got.Locks != 1 ||
+		!got.LockedUntil.IsZero() || got.InFlight != 0 || !got.InFlightUntil.IsZero() || !got.UpdatedAt.Equal(at(time.Minute)) {
+		t.Fatalf("after a reset: %+v, want zero times back as zero", got)
+	}
+
+	// Steps in one call run in order, each seeing the writes before it; a step that
+	// declines leaves the counter as it was and returns it.
+	plus := func(prev auth.AttemptState) (auth.AttemptState, bool) { prev.Failures++; return prev, true }
+	decline := func(prev auth.AttemptState) (auth.AttemptState, bool) { return auth.AttemptState{Failures: 99}, false }
+	other := auth.AttemptKey{Scope: "pw-ip", Key: "42"}
+	sts, err = s.UpdateAttempts(ctx(t), []auth.AttemptStep{{Key: key, Step: plus}, {Key: other, Step: plus}, {Key: key, Step: plus}, {Key: key, Step: decline}})
+	noErr(t, "UpdateAttempts(several)", err)
+	if len(sts) != 4 || sts[0].Failures != 1 || sts[1].Failures != 1 || sts[2].Failures != 2 || sts[3].Failures != 2 || sts[3].Version != 4 {
+		t.Fatalf("UpdateAttempts(several) = %+v, want 1, 1, 2, 2 failures", sts)
+	}
+	if got, _ := s.Attempt(ctx(t), key); got.Failures != 2 || got.Version != 4 {
+		t.Fatalf("after several steps: %+v, want 2 failures at version 4", got)
+	}
+
+	// 200 parallel counts on one new counter: every one lands, each on the one before.
+	// Then 200 parallel slots under the policy: exactly as many as it allows are taken.
+	hot := auth.AttemptKey{Scope: "pw-account", Key: "hot"}
+	race(t, 200, func(int) (bool, error) {
+		_, err := s.UpdateAttempts(ctx(t), []auth.AttemptStep{{Key: hot, Step: plus}})
+		return true, err
 	})
-	if wins != 1 {
-		t.Fatalf("16 concurrent SaveAttempt from version 0: %d won, want 1", wins)
+	if got, _ := s.Attempt(ctx(t), hot); got.Failures != 200 || got.Version != 200 {
+		t.Fatalf("after 200 parallel counts: %+v, want 200 failures at version 200", got)
 	}
-	v1, err := s.Attempt(ctx(t), key)
-	noErr(t, "Attempt", err)
-	if v1.Version != 1 || v1.Failures != 1 {
-		t.Fatalf("after first save: %+v, want version 1, 1 failure", v1)
-	}
-
-	// Update race: everyone read version 1.
-	next := auth.AttemptState{Failures: 5, Locks: 1, LockedUntil: at(30 * time.Second), UpdatedAt: at(time.Second)}
-	wins = race(t, 16, func(int) (bool, error) { return s.SaveAttempt(ctx(t), key, v1, next) })
-	if wins != 1 {
-		t.Fatalf("16 concurrent SaveAttempt from version 1: %d won, want 1", wins)
-	}
-	v2, err := s.Attempt(ctx(t), key)
-	noErr(t, "Attempt", err)
-	want := next
-	want.Version = 2
-	if !sameAttempt(v2, want) {
-		t.Fatalf("after update: %+v, want %+v", v2, want)
-	}
-
-	// A stale writer loses, whether it read version 1 or the zero state.
-	if ok, err := s.SaveAttempt(ctx(t), key, v1, auth.AttemptState{}); ok || err != nil {
-		t.Fatalf("SaveAttempt(stale version 1) = %v, %v, want false, nil", ok, err)
-	}
-	if ok, err := s.SaveAttempt(ctx(t), key, zero, auth.AttemptState{}); ok || err != nil {
-		t.Fatalf("SaveAttempt(stale version 0) = %v, %v, want false, nil", ok, err)
-	}
-	// A success resets the counter: the zero times must come back as zero.
-	if ok, err := s.SaveAttempt(ctx(t), key, v2, auth.AttemptState{Locks: 1, UpdatedAt: at(time.Minute)}); !ok || err != nil {
-		t.Fatalf("SaveAttempt(reset) = %v, %v, want true", ok, err)
-	}
-	v3, _ := s.Attempt(ctx(t), key)
-	if v3.Version != 3 || v3.Failures != 0 || !v3.LockedUntil.IsZero() || v3.Locks != 1 {
-		t.Fatalf("after reset: %+v", v3)
+	p := auth.LimitPolicy{MaxFailures: 5, BaseLock: 30 * time.Second, MaxLock: 15 * time.Minute}
+	slots := auth.AttemptKey{Scope: "mfa", Key: "slots"}
+	taken := race(t, 200, func(int) (bool, error) {
+		var d auth.Decision
+		_, err := s.UpdateAttempts(ctx(t), []auth.AttemptStep{{Key: slots, Step: func(prev auth.AttemptState) (auth.AttemptState, bool) {
+			next, write, dec := p.Apply(prev, auth.OpAcquire, t0())
+			d = dec
+			return next, write
+		}}})
+		return d.Allowed, err
+	})
+	if got, _ := s.Attempt(ctx(t), slots); taken != 5 || got.InFlight != 5 || got.Version != 5 {
+		t.Fatalf("200 parallel slots under a limit of 5: %d taken, counter %+v; want 5", taken, got)
 	}
 
 	// Counters are independent per scope and key.
-	other, err := s.Attempt(ctx(t), auth.AttemptKey{Scope: "pw-ip", Key: "42"})
-	if err != nil || other.Version != 0 {
-		t.Fatalf("Attempt(other scope) = %+v, %v, want zero", other, err)
+	if got, err := s.Attempt(ctx(t), auth.AttemptKey{Scope: "pw-ip", Key: "hot"}); err != nil || got.Version != 0 {
+		t.Fatalf("Attempt(other scope) = %+v, %v, want zero", got, err)
 	}
 }
 
@@ -1051,12 +1044,11 @@ func testClosed(t *testing.T, s auth.Store) {
 	}{
 		{"Ping", func() error { return s.Ping(ctx(t)) }},
 		{"Attempt", func() error { _, err := s.Attempt(ctx(t), key); return err }},
-		{"SaveAttempt(insert)", func() error {
-			_, err := s.SaveAttempt(ctx(t), key, auth.AttemptState{}, auth.AttemptState{Failures: 1})
-			return err
-		}},
-		{"SaveAttempt(update)", func() error {
-			_, err := s.SaveAttempt(ctx(t), key, auth.AttemptState{Version: 1}, auth.AttemptState{Failures: 1})
+		{"UpdateAttempts", func() error {
+			_, err := s.UpdateAttempts(ctx(t), []auth.AttemptStep{{Key: key, Step: func(prev auth.AttemptState) (auth.AttemptState, bool) {
+				prev.Failures++
+				return prev, true
+			}}})
 			return err
 		}},
 		{"AdvanceTOTPStep", func() error { _, err := s.AdvanceTOTPStep(ctx(t), alice.ID, 5000); return err }},
@@ -1096,9 +1088,7 @@ func testPurge(t *testing.T, s auth.Store) {
 	noErr(t, "CreatePasswordReset", s.CreatePasswordReset(ctx(t), &auth.PasswordReset{TokenHash: hash("r-old"), UserID: alice.ID, CreatedAt: t0(), ExpiresAt: at(time.Hour)}))
 	save := func(scope, key string, st auth.AttemptState) {
 		t.Helper()
-		if won, err := s.SaveAttempt(ctx(t), auth.AttemptKey{Scope: scope, Key: key}, auth.AttemptState{}, st); err != nil || !won {
-			t.Fatalf("SaveAttempt(%s/%s) = %v, %v", scope, key, won, err)
-		}
+		saveAttempt(t, s, auth.AttemptKey{Scope: scope, Key: key}, st)
 	}
 	save("pw-ip", "stale", auth.AttemptState{Failures: 3, UpdatedAt: t0()})
 	save("pw-ip", "locked", auth.AttemptState{Failures: 9, LockedUntil: at(40 * 24 * time.Hour), UpdatedAt: t0()})
@@ -1606,7 +1596,7 @@ func testCredEpoch(t *testing.T, s auth.Store) {
 				Session: &auth.Session{UserID: alice.ID, TokenHash: hash(fmt.Sprintf("race-mfa-%d-s", i)),
 					CreatedAt: t0(), ExpiresAt: at(time.Hour), CredEpoch: e},
 				PendingHash: p, TOTPStep: 1001, RecoveryCodeHash: hash(fmt.Sprintf("race-mfa-%d-1", i)),
-				ResetAttempts: []auth.AttemptKey{{Scope: "mfa", Key: "alice"}}})
+				Counters: []auth.AttemptStep{{Key: auth.AttemptKey{Scope: "mfa", Key: "alice"}, Step: zeroStep(t0())}}})
 		})
 		close(start)
 		wg.Wait()
@@ -1632,18 +1622,22 @@ type finishFixture struct {
 	counted auth.AttemptKey   // a counter the finish's step takes one failure from
 }
 
-// errStepRefused is the refusal of refuseStep.
-var errStepRefused = errors.New("step refused")
-
-// takeOne is a counter step that takes one failure back, as the client IP's refund does.
-func takeOne(prev auth.AttemptState) (auth.AttemptState, bool, error) {
+// takeOne is a counter step that takes one failure back.
+func takeOne(prev auth.AttemptState) (auth.AttemptState, bool) {
 	next := prev
 	next.Failures--
-	return next, true, nil
+	return next, true
 }
 
-func refuseStep(auth.AttemptState) (auth.AttemptState, bool, error) {
-	return auth.AttemptState{}, false, errStepRefused
+// zeroStep is a counter step that resets a counter at time at, as a success does, and
+// leaves a counter that has no row as it is.
+func zeroStep(at time.Time) func(auth.AttemptState) (auth.AttemptState, bool) {
+	return func(prev auth.AttemptState) (auth.AttemptState, bool) {
+		if prev.Version == 0 {
+			return prev, false
+		}
+		return auth.AttemptState{UpdatedAt: at}, true
+	}
 }
 
 func newFinishFixture(t *testing.T, s auth.Store, name string) *finishFixture {
@@ -1657,10 +1651,7 @@ func newFinishFixture(t *testing.T, s auth.Store, name string) *finishFixture {
 	noErr(t, "CreatePendingLogin", s.CreatePendingLogin(ctx(t), &auth.PendingLogin{TokenHash: fx.pending,
 		UserID: u.ID, CreatedAt: t0(), ExpiresAt: at(5 * time.Minute), CredEpoch: fx.epoch}))
 	for _, k := range append(fx.reset[:2:2], fx.other, fx.counted) {
-		st := auth.AttemptState{Failures: 3, Locks: 1, LockedUntil: at(time.Hour), UpdatedAt: t0()}
-		if won, err := s.SaveAttempt(ctx(t), k, auth.AttemptState{}, st); err != nil || !won {
-			t.Fatalf("SaveAttempt(%v) = %v, %v", k, won, err)
-		}
+		saveAttempt(t, s, k, auth.AttemptState{Failures: 3, Locks: 1, LockedUntil: at(time.Hour), UpdatedAt: t0()})
 	}
 	return fx
 }
@@ -1675,11 +1666,20 @@ func (fx *finishFixture) finish(token string) *auth.SignInFinish {
 		PendingHash:      fx.pending,
 		TOTPStep:         1001,
 		RecoveryCodeHash: hash(u.Username + "-3"),
-		ResetAttempts:    fx.reset,
-		Counters:         []auth.AttemptStep{{Key: fx.counted, Step: takeOne}},
+		Counters:         fx.counters(),
 		Event: &auth.Event{UserID: u.ID, Time: at(time.Minute), Event: "login_mfa", Outcome: "success",
 			IP: "192.0.2.7", UserAgent: "ua", Detail: "totp"},
 	}
+}
+
+// counters are the finish's counter steps: zero the reset counters (out of order on
+// purpose: stores must cope with any order), take one failure from counted.
+func (fx *finishFixture) counters() []auth.AttemptStep {
+	var steps []auth.AttemptStep
+	for _, k := range fx.reset {
+		steps = append(steps, auth.AttemptStep{Key: k, Step: zeroStep(at(time.Minute))})
+	}
+	return append(steps, auth.AttemptStep{Key: fx.counted, Step: takeOne})
 }
 
 // state is everything FinishSignIn may change for fx, printed for comparison.
@@ -1785,9 +1785,6 @@ func testFinishSignIn(t *testing.T, s auth.Store) {
 			noErr(t, "ChangePassword", s.ChangePassword(ctx(t), fx.user.ID, "changed", keep.ID))
 		}, func(f *auth.SignInFinish) { f.PendingHash = nil }, auth.ErrCredentialsChanged},
 		{"stale epoch with pending", nil, func(f *auth.SignInFinish) { f.Session.CredEpoch-- }, auth.ErrCredentialsChanged},
-		{"counter step refuses", nil, func(f *auth.SignInFinish) {
-			f.Counters = append(f.Counters, auth.AttemptStep{Key: auth.AttemptKey{Scope: "pw-ip", Key: "refusing"}, Step: refuseStep})
-		}, errStepRefused},
 	}
 	// A context that ends between the finish's statements and its commit: all or
 	// nothing. (SQLite's group commit finishes a write it has started whatever the
@@ -1799,7 +1796,7 @@ func testFinishSignIn(t *testing.T, s auth.Store) {
 		c, cancel := context.WithCancel(ctx(t))
 		defer cancel()
 		f.Counters = append(f.Counters, auth.AttemptStep{Key: auth.AttemptKey{Scope: "pw-ip", Key: "cancel"},
-			Step: func(prev auth.AttemptState) (auth.AttemptState, bool, error) { cancel(); return prev, false, nil }})
+			Step: func(prev auth.AttemptState) (auth.AttemptState, bool) { cancel(); return prev, false }})
 		before := fx.state(t, s)
 		err := s.FinishSignIn(c, f)
 		after := fx.state(t, s)
