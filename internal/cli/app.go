@@ -126,25 +126,46 @@ func (m smtpMailer) Send(ctx context.Context, to, subject, body string) error {
 
 // Serve runs the HTTP server on l until ctx ends, then shuts down gracefully.
 func (a *App) Serve(ctx context.Context, l net.Listener) error {
+	return a.ServeWithMetrics(ctx, l, nil)
+}
+
+// ServeWithMetrics is Serve with Prometheus /metrics on its own listener ml (nil: none).
+// The public listener never serves /metrics.
+func (a *App) ServeWithMetrics(ctx context.Context, l, ml net.Listener) error {
 	srv := server.HTTPServer(l.Addr().String(), a.Handler, a.Logger)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(l) }()
-	go a.purgeLoop(ctx)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	servers := []*http.Server{srv}
+	if ml != nil {
+		msrv := server.HTTPServer(ml.Addr().String(), a.Handler.MetricsHandler(), a.Logger)
+		go func() { errc <- msrv.Serve(ml) }()
+		servers = append(servers, msrv)
 	}
-	a.Logger.Info("shutting down", "grace", a.Config.ShutdownGrace.String())
+	go a.purgeLoop(ctx)
+	var first error
+	received := 0
+	select {
+	case first = <-errc: // a listener failed: stop the other one too
+		received++
+	case <-ctx.Done():
+		a.Logger.Info("shutting down", "grace", a.Config.ShutdownGrace.String())
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	for _, s := range servers {
+		if err := s.Shutdown(sctx); err != nil && first == nil {
+			first = fmt.Errorf("shutdown: %w", err)
+		}
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for ; received < len(servers); received++ {
+		if err := <-errc; first == nil && !errors.Is(err, http.ErrServerClosed) {
+			first = err
+		}
 	}
-	return nil
+	if errors.Is(first, http.ErrServerClosed) {
+		return nil
+	}
+	return first
 }
 
 // purgeLoop deletes expired rows every ten minutes until ctx ends. Several replicas

@@ -14,7 +14,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 
 	a := s.api
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.Handle("GET /metrics", s.metricsHandler())
+	// No /metrics here: it is served only on metrics-addr (MetricsHandler), so the
+	// public listener answers it with the 404 page like any unknown path.
 
 	mux.Handle("POST /api/v1/signup", a.Serve(a.Signup))
 	mux.Handle("POST /api/v1/login", a.Serve(a.Login))
