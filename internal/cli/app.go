@@ -105,6 +105,7 @@ func NewApp(ctx context.Context, cfg config.Config, logger *slog.Logger, clock f
 		IPLimit:       auth.LimitPolicy{MaxFailures: cfg.IPMaxFailures, BaseLock: cfg.PasswordLock, MaxLock: cfg.PasswordMaxLock, ResetAfter: time.Hour},
 		SessionIdle:   cfg.SessionIdle, SessionMax: cfg.SessionMax, ReauthWindow: cfg.ReauthWindow,
 		PendingLoginTTL: cfg.PendingLoginTTL, RecoveryAutoApproveAfter: cfg.RecoveryAutoApproveAfter,
+		SecurityLogRetention: cfg.SecurityLogRetention,
 	}, auth.Deps{Store: st, Hasher: hasher, Keys: ring, Mailer: mailer, Logger: logger, Clock: clock, Observe: metrics.Observe})
 	h := server.New(server.Options{TrustedProxies: cfg.TrustedProxies, MaxBodyBytes: cfg.MaxBodyBytes,
 		SecureCookies: cfg.SecureCookies(), HashStats: hasher.Stats, SiteName: cfg.SiteName, PublicURL: cfg.PublicURL},
@@ -112,8 +113,12 @@ func NewApp(ctx context.Context, cfg config.Config, logger *slog.Logger, clock f
 	return &App{Config: cfg, Store: st, Service: svc, Hasher: hasher, Handler: h, Logger: logger}, nil
 }
 
-// Close waits for queued mail and closes the database.
+// Close writes the security log's pending "N more" rows, waits for queued mail and
+// closes the database.
 func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	a.Service.FlushSecurityLog(ctx, true)
+	cancel()
 	a.Service.Wait()
 	return a.Store.Close()
 }
@@ -168,16 +173,31 @@ func (a *App) ServeWithMetrics(ctx context.Context, l, ml net.Listener) error {
 	return first
 }
 
-// purgeLoop deletes expired rows every ten minutes until ctx ends. Several replicas
-// may run it at once: the deletes are idempotent.
+// purgeLoop deletes expired rows every ten minutes until ctx ends, writes the
+// security log's "N more" rows of past minutes, and purges the security log past its
+// retention at start and then daily. Several replicas may run it at once: the deletes
+// are idempotent.
 func (a *App) purgeLoop(ctx context.Context) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
+	logPurge := func() {
+		if n, err := a.Service.PurgeSecurityLog(ctx); err != nil {
+			a.Logger.Warn("security-log purge", "err", err)
+		} else if n > 0 {
+			a.Logger.Info("purged security-log rows past their retention", "rows", n, "retention", a.Config.SecurityLogRetention.String())
+		}
+	}
+	logPurge()
+	daily := time.NewTicker(24 * time.Hour)
+	defer daily.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-daily.C:
+			logPurge()
 		case <-t.C:
+			a.Service.FlushSecurityLog(ctx, false)
 			if n, err := a.Service.Purge(ctx); err != nil {
 				a.Logger.Warn("purge", "err", err)
 			} else if n > 0 {
