@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"net/http"
@@ -153,7 +154,20 @@ func TestSecurityLogFlood(t *testing.T) {
 		t.Logf("%d requests in the flood: %d rows added, %d of them \"N more\" rows for %d folded events", n, len(added), more, folded)
 		if data != "" {
 			grown := dirSize(t, data) - sizeBefore
+			entries, _ := os.ReadDir(data)
+			for _, e := range entries {
+				if fi, err := e.Info(); err == nil {
+					t.Logf("%s: %d bytes", e.Name(), fi.Size())
+				}
+			}
 			t.Logf("data directory grew by %d bytes", grown)
+			db, _ := sql.Open("sqlite", filepath.Join(data, "latchkey.db"))
+			for _, tb := range []string{"attempts", "security_events", "password_resets", "outbox", "recovery_requests", "users", "sessions"} {
+				var c int
+				db.QueryRow("SELECT count(*) FROM " + tb).Scan(&c)
+				t.Logf("%s: %d rows", tb, c)
+			}
+			db.Close()
 			if grown > 1<<20 {
 				t.Fatalf("%d requests grew the data directory by %d bytes, want at most 1 MiB", n, grown)
 			}
