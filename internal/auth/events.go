@@ -26,13 +26,25 @@ const (
 
 // foldable says whether an event is one an anonymous client can repeat at will, and so
 // is limited per address and folded: every event of no known account (unknown login,
-// locked address, malformed or unknown ids), every forgot-password, and refusals for a
-// limit ("locked", "limited"). Folding loses no event: each is a row or counted in an
-// "N more" row. Everything else a person does on their account is written as it is.
+// locked address, malformed or unknown ids), every forgot-password, and an attempt
+// refused for a limit ("locked", "limited"). The events that record a lock or a closure
+// as it happens (mfa_locked, recovery_closed) happen once, and are not folded. Folding
+// loses no event: each is a row or counted in an "N more" row. Everything else a person
+// does on their account is written as it happens.
 func foldable(e *Event) bool {
-	return e.UserID == 0 || e.Event == "password_forgot" || e.Outcome == "locked" || e.Outcome == "limited" ||
-		e.Outcome == "locked_ip"
+	if e.UserID == 0 || e.Event == "password_forgot" {
+		return true
+	}
+	switch e.Outcome {
+	case "locked", "limited", "locked_ip":
+		return !onceEvents[e.Event]
+	}
+	return false
 }
+
+// onceEvents are the events that say a lock or a closure began: one row each, never
+// folded, whatever their outcome says.
+var onceEvents = map[string]bool{"mfa_locked": true, "recovery_closed": true}
 
 // eventFolder holds the counts of folded events until their minute is over.
 type eventFolder struct {
