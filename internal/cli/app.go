@@ -113,13 +113,13 @@ func NewApp(ctx context.Context, cfg config.Config, logger *slog.Logger, clock f
 	return &App{Config: cfg, Store: st, Service: svc, Hasher: hasher, Handler: h, Logger: logger}, nil
 }
 
-// Close writes the security log's pending "N more" rows, waits for queued mail and
-// closes the database.
+// Close waits for queued mail and forgot-password work, writes the security log's
+// pending "N more" rows (that work may have added to them), and closes the database.
 func (a *App) Close() error {
+	a.Service.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	a.Service.FlushSecurityLog(ctx, true)
 	cancel()
-	a.Service.Wait()
 	return a.Store.Close()
 }
 

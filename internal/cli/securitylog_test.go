@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -206,4 +207,38 @@ func TestSecurityLogRetention(t *testing.T) {
 			t.Fatalf("PurgeSecurityLog with retention 0 = %d, %v; want nothing removed", n, err)
 		}
 	})
+}
+
+// TestSecurityLogFlushedAtShutdown: the "N more" rows of a minute not yet over are
+// written when the server closes, so a restart loses no count.
+func TestSecurityLogFlushedAtShutdown(t *testing.T) {
+	cfg := testConfig(t, "sqlite:"+filepath.Join(t.TempDir(), "latchkey.db"))
+	ctx, cancel := context.WithCancel(context.Background())
+	app, err := NewApp(ctx, cfg, testLogger(), newClock().Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(app.Handler)
+	s := &testServer{URL: srv.URL, App: app}
+	for range 15 {
+		s.call(t, "POST", "/api/v1/recovery/not-an-id/verify", "", map[string]string{"personal_access_token": "lk_x"}).want(t, 400)
+	}
+	srv.Close()
+	cancel()
+	if err := app.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	again, err := NewApp(context.Background(), cfg, testLogger(), newClock().Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	es, err := again.Store.Events(context.Background(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 11 || !strings.HasPrefix(es[0].Detail, "and 5 more like this from 127.0.0.1") {
+		t.Fatalf("after shutdown the log holds %d rows, newest %+v; want 10 rows and one \"and 5 more\" row", len(es), es[0])
+	}
 }
