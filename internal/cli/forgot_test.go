@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -170,5 +171,57 @@ func benchForgot(b *testing.B, dbURL string) {
 	b.ReportMetric(unknown, "unknown-ns/req")
 	if unknown > 0 {
 		b.ReportMetric(known/unknown, "known/unknown")
+	}
+}
+
+// TestForgotPasswordQueueBounded: with the workers stuck (the database's write lock
+// held), forgot-password requests still get their 202 at once; at most 256 wait beside
+// the two in the workers' hands, the rest are dropped with a log line each; once the
+// database is free every kept request is done and logged (in rows or "N more" rows).
+func TestForgotPasswordQueueBounded(t *testing.T) {
+	dbURL := "sqlite:" + filepath.Join(t.TempDir(), "latchkey.db")
+	s := startServer(t, testConfig(t, dbURL), nil)
+	s.signup(t, "quinn", "quinn@example.com")
+	s.App.Service.Wait()
+	release := holdDatabase(t, dbURL)
+	c := &http.Client{Timeout: 5 * time.Second}
+	const sent = 300
+	for range sent {
+		s.callWith(t, c, "POST", "/api/v1/password/forgot", "", map[string]string{"email": "quinn@example.com"}, nil).want(t, 202)
+	}
+	dropped := strings.Count(s.Logs.String(), "forgot-password queue is full")
+	release()
+	s.App.Service.Wait()
+	if dropped < sent-256-2 || dropped > sent-256 {
+		t.Fatalf("%d of %d requests dropped, want %d to %d (256 waiting, up to 2 in the workers' hands)", dropped, sent, sent-256-2, sent-256)
+	}
+	s.App.Service.FlushSecurityLog(context.Background(), true)
+	es, err := s.App.Store.Events(context.Background(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := 0
+	for _, e := range es {
+		if e.Event != "password_forgot" {
+			continue
+		}
+		var n int
+		if _, err := fmt.Sscanf(e.Detail, "and %d more like this", &n); err == nil {
+			logged += n
+		} else {
+			logged++
+		}
+	}
+	if logged != sent-dropped {
+		t.Fatalf("%d forgot-password requests logged, want the %d kept", logged, sent-dropped)
+	}
+	mails := 0
+	for _, m := range s.outbox(t) {
+		if m.Subject == "Reset your password" {
+			mails++
+		}
+	}
+	if mails != 5 {
+		t.Fatalf("%d reset mails, want 5 (the hourly limit per account)", mails)
 	}
 }
