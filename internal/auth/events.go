@@ -8,9 +8,10 @@ import (
 	"time"
 )
 
-// maxUserAgent is how much of a client's User-Agent any row keeps. Real browsers send
-// well under 200 bytes; the header is the client's own text, so a longer one only
-// makes every row it lands in bigger.
+// maxUserAgent is how much of a client's User-Agent any row keeps. Desktop and phone
+// browsers send fewer than 200 bytes (some in-app browsers more, cut but still
+// recognisable); the header is the client's own text, so beyond that it only makes
+// every row it lands in bigger.
 const maxUserAgent = 200
 
 // Limits of the security-log folding: per client address (IPv6 per /64), the first
@@ -204,7 +205,8 @@ func (s *Service) storeEvents(ctx context.Context, due []*Event) {
 }
 
 // FlushSecurityLog writes the "N more" rows still pending: those of minutes already
-// over, or with all every one (at shutdown, so that no count is lost).
+// over, or with all set every one, the current minute's too (at shutdown, so that no
+// count is lost).
 func (s *Service) FlushSecurityLog(ctx context.Context, all bool) {
 	var due []*Event
 	if all {
