@@ -256,7 +256,7 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 		}
 		now := s.now()
 		p := &PendingLogin{TokenHash: hash, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.PendingLoginTTL),
-			IP: c.IP, UserAgent: truncate(c.UserAgent, 512), CredEpoch: u.CredEpoch}
+			IP: c.IP, UserAgent: truncate(c.UserAgent, maxUserAgent), CredEpoch: u.CredEpoch}
 		if err := s.store.CreatePendingLogin(ctx, p); errors.Is(err, ErrCredentialsChanged) {
 			return nil, ErrInvalidCredentials // the password changed while this one was checked
 		} else if err != nil {
@@ -298,7 +298,7 @@ func (s *Service) newSession(c Client, u *User, epoch int64) (*Session, string, 
 	}
 	now := s.now()
 	return &Session{UserID: u.ID, TokenHash: hash, CreatedAt: now, LastSeenAt: now,
-		ExpiresAt: now.Add(s.cfg.SessionMax), ReauthAt: now, IP: c.IP, UserAgent: truncate(c.UserAgent, 512),
+		ExpiresAt: now.Add(s.cfg.SessionMax), ReauthAt: now, IP: c.IP, UserAgent: truncate(c.UserAgent, maxUserAgent),
 		CredEpoch: epoch, Method: SessionPassword}, tok, nil
 }
 
@@ -479,15 +479,23 @@ func (s *Service) ChangePassword(ctx context.Context, c Client, p *Principal, cu
 }
 
 // ForgotPassword emails a single-use reset link (1 hour) if the address belongs to an
-// account. It answers the same (nil: 202) whatever the address, and does the same work
-// in the request either way — one lookup and one log line — leaving the link, the
-// counter and the mail of a known address to the background, so neither the answer nor
-// its timing says whether an account exists.
+// account. It answers the same (nil: 202) whatever the address, and before any work
+// on it: the lookup, the link, the log row and the mail all happen after the answer,
+// in the forgot-password queue (forgot.go), so neither the answer nor its timing says
+// whether an account exists, on either store.
 func (s *Service) ForgotPassword(ctx context.Context, c Client, email string) error {
+	s.forgot.enqueue(s, forgotJob{client: c, email: email})
+	return nil
+}
+
+// forgotPassword is the work of one forgot-password request, after its answer. It
+// writes one security-log row whatever happens (folded per address like every
+// forgot-password row, see foldable).
+func (s *Service) forgotPassword(ctx context.Context, c Client, email string) {
 	email = strings.TrimSpace(email)
 	if email == "" || len(email) > 254 {
 		s.event(ctx, 0, c, "password_forgot", "invalid_email", "")
-		return nil
+		return
 	}
 	u, err := s.store.UserByEmail(ctx, email)
 	if err != nil {
@@ -497,19 +505,12 @@ func (s *Service) ForgotPassword(ctx context.Context, c Client, email string) er
 			outcome = "error"
 		}
 		s.event(ctx, 0, c, "password_forgot", outcome, "")
-		return nil
+		return
 	}
-	s.event(ctx, u.ID, c, "password_forgot", "requested", "")
-	s.mailWG.Add(1)
-	go func() {
-		defer s.mailWG.Done()
-		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if err := s.sendResetLink(bg, c, u); err != nil {
-			s.log.Error("forgot password: sending the reset link", "user_id", int64(u.ID), "err", err)
-		}
-	}()
-	return nil
+	if err := s.sendResetLink(ctx, c, u); err != nil {
+		s.log.Error("forgot password: sending the reset link", "user_id", int64(u.ID), "err", err)
+		s.event(ctx, u.ID, c, "password_forgot", "error", "")
+	}
 }
 
 func (s *Service) sendResetLink(ctx context.Context, c Client, u *User) error {

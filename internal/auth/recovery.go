@@ -119,7 +119,7 @@ func (s *Service) OpenRecovery(ctx context.Context, c Client, login string) (*Re
 	}
 	now := s.now()
 	r := &RecoveryRequest{ID: RecoveryRequestID(id), Status: RecoveryPending, Challenge: ChallengePrefix + nonce,
-		CreatedAt: now, ExpiresAt: now.Add(RecoveryChallengeTTL), IP: c.IP, UserAgent: truncate(c.UserAgent, 512)}
+		CreatedAt: now, ExpiresAt: now.Add(RecoveryChallengeTTL), IP: c.IP, UserAgent: truncate(c.UserAgent, maxUserAgent)}
 	r.CancelHash = hashToken(s.cancelToken(r.ID))
 	// Decoys are limited per spelling of the login, so the sixth request for an unknown
 	// name is refused just like the sixth for a real account.

@@ -73,6 +73,9 @@ type Config struct {
 	ResetTTL        time.Duration
 
 	RecoveryAutoApproveAfter time.Duration
+
+	// SecurityLogRetention is how long security-log rows are kept (0: forever).
+	SecurityLogRetention time.Duration
 }
 
 // Mailer delivers one plain-text message. The SMTP sender satisfies it; when none is
@@ -107,6 +110,8 @@ type Service struct {
 	observe func(event, outcome string)
 
 	mailWG sync.WaitGroup
+	folds  eventFolder
+	forgot forgotQueue
 }
 
 // New returns a Service. Zero durations in cfg take the defaults of SPEC §3.
@@ -206,7 +211,7 @@ func hashToken(tok string) []byte {
 // newEvent builds one line of the security log.
 func (s *Service) newEvent(user UserID, c Client, name, outcome, detail string) *Event {
 	return &Event{UserID: user, Time: s.now(), Event: name, Outcome: outcome, IP: truncate(c.IP, 64),
-		UserAgent: truncate(c.UserAgent, 512), Detail: truncate(detail, 1000)}
+		UserAgent: truncate(c.UserAgent, maxUserAgent), Detail: truncate(detail, 1000)}
 }
 
 // logEvent mirrors a security-log line into the process log.
@@ -216,9 +221,21 @@ func (s *Service) logEvent(e *Event) {
 
 // event writes one line of the security log. A failure to write is logged, not
 // returned: the log must not turn a refused sign-in into a 500 an attacker could use
-// to tell cases apart.
+// to tell cases apart. Events an anonymous client can repeat at will are limited per
+// address and folded (see foldable), so a flood cannot fill the disk.
 func (s *Service) event(ctx context.Context, user UserID, c Client, name, outcome, detail string) {
 	e := s.newEvent(user, c, name, outcome, detail)
+	write := true
+	if foldable(e) {
+		var due []*Event
+		write, due = s.folds.admit(e)
+		s.writeEvents(due)
+	}
+	if !write {
+		// Folded: the process log is not to be flooded either.
+		s.log.Debug("security event folded", "user_id", int64(e.UserID), "event", e.Event, "outcome", e.Outcome, "ip", e.IP)
+		return
+	}
 	if err := s.store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
 		s.log.Error("writing security log", "event", name, "err", err)
 	}

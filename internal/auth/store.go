@@ -139,6 +139,10 @@ type Store interface {
 	AddEvent(ctx context.Context, e *Event) error
 	// Events returns the user's events newest first (user 0: every event), at most limit.
 	Events(ctx context.Context, user UserID, limit int) ([]Event, error)
+	// PurgeEvents deletes security-log rows older than before, at most batch rows per
+	// statement so that a first purge of a large log never holds the database in one
+	// long write, and returns how many went.
+	PurgeEvents(ctx context.Context, before time.Time, batch int) (int64, error)
 
 	// AddOutbox stores a mail that was not sent through SMTP.
 	AddOutbox(ctx context.Context, m *OutboxMessage) error

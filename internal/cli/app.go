@@ -106,6 +106,7 @@ func NewApp(ctx context.Context, cfg config.Config, logger *slog.Logger, clock f
 		SignupLimit:   auth.LimitPolicy{MaxFailures: cfg.SignupsPerAddress},
 		SessionIdle:   cfg.SessionIdle, SessionMax: cfg.SessionMax, ReauthWindow: cfg.ReauthWindow,
 		PendingLoginTTL: cfg.PendingLoginTTL, RecoveryAutoApproveAfter: cfg.RecoveryAutoApproveAfter,
+		SecurityLogRetention: cfg.SecurityLogRetention,
 	}, auth.Deps{Store: st, Hasher: hasher, Keys: ring, Mailer: mailer, Logger: logger, Clock: clock, Observe: metrics.Observe})
 	h := server.New(server.Options{TrustedProxies: cfg.TrustedProxies, MaxBodyBytes: cfg.MaxBodyBytes,
 		SecureCookies: cfg.SecureCookies(), HashStats: hasher.Stats, SiteName: cfg.SiteName, PublicURL: cfg.PublicURL},
@@ -113,9 +114,13 @@ func NewApp(ctx context.Context, cfg config.Config, logger *slog.Logger, clock f
 	return &App{Config: cfg, Store: st, Service: svc, Hasher: hasher, Handler: h, Logger: logger}, nil
 }
 
-// Close waits for queued mail and closes the database.
+// Close waits for queued mail and forgot-password work, writes the security log's
+// pending "N more" rows (that work may have added to them), and closes the database.
 func (a *App) Close() error {
 	a.Service.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	a.Service.FlushSecurityLog(ctx, true)
+	cancel()
 	return a.Store.Close()
 }
 
@@ -127,37 +132,73 @@ func (m smtpMailer) Send(ctx context.Context, to, subject, body string) error {
 
 // Serve runs the HTTP server on l until ctx ends, then shuts down gracefully.
 func (a *App) Serve(ctx context.Context, l net.Listener) error {
-	srv := server.HTTPServer(l.Addr().String(), a.Handler, a.Logger)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	go a.purgeLoop(ctx)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	a.Logger.Info("shutting down", "grace", a.Config.ShutdownGrace.String())
-	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return a.ServeWithMetrics(ctx, l, nil)
 }
 
-// purgeLoop deletes expired rows every ten minutes until ctx ends. Several replicas
-// may run it at once: the deletes are idempotent.
+// ServeWithMetrics is Serve with Prometheus /metrics on its own listener ml (nil: none).
+// The public listener never serves /metrics.
+func (a *App) ServeWithMetrics(ctx context.Context, l, ml net.Listener) error {
+	srv := server.HTTPServer(l.Addr().String(), a.Handler, a.Logger)
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(l) }()
+	servers := []*http.Server{srv}
+	if ml != nil {
+		msrv := server.HTTPServer(ml.Addr().String(), a.Handler.MetricsHandler(), a.Logger)
+		go func() { errc <- msrv.Serve(ml) }()
+		servers = append(servers, msrv)
+	}
+	go a.purgeLoop(ctx)
+	var first error
+	received := 0
+	select {
+	case first = <-errc: // a listener failed: stop the other one too
+		received++
+	case <-ctx.Done():
+		a.Logger.Info("shutting down", "grace", a.Config.ShutdownGrace.String())
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownGrace)
+	defer cancel()
+	for _, s := range servers {
+		if err := s.Shutdown(sctx); err != nil && first == nil {
+			first = fmt.Errorf("shutdown: %w", err)
+		}
+	}
+	for ; received < len(servers); received++ {
+		if err := <-errc; first == nil && !errors.Is(err, http.ErrServerClosed) {
+			first = err
+		}
+	}
+	if errors.Is(first, http.ErrServerClosed) {
+		return nil
+	}
+	return first
+}
+
+// purgeLoop deletes expired rows every ten minutes until ctx ends, writes the
+// security log's "N more" rows of past minutes, and purges the security log past its
+// retention at start and then daily. Several replicas may run it at once: the deletes
+// are idempotent.
 func (a *App) purgeLoop(ctx context.Context) {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
+	logPurge := func() {
+		if n, err := a.Service.PurgeSecurityLog(ctx); err != nil {
+			a.Logger.Warn("security-log purge", "err", err)
+		} else if n > 0 {
+			a.Logger.Info("purged security-log rows past their retention", "rows", n, "retention", a.Config.SecurityLogRetention.String())
+		}
+	}
+	logPurge()
+	daily := time.NewTicker(24 * time.Hour)
+	defer daily.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-daily.C:
+			logPurge()
 		case <-t.C:
+			a.Service.FlushSecurityLog(ctx, false)
 			if n, err := a.Service.Purge(ctx); err != nil {
 				a.Logger.Warn("purge", "err", err)
 			} else if n > 0 {

@@ -105,8 +105,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
 	}
+	var ml net.Listener
+	if cfg.MetricsAddr != "" {
+		if ml, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			l.Close()
+			return fmt.Errorf("listening on metrics-addr %s: %w", cfg.MetricsAddr, err)
+		}
+		logger.Info("serving Prometheus metrics", "url", "http://"+ml.Addr().String()+"/metrics")
+	}
 	logger.Info("listening", "url", "http://"+l.Addr().String())
-	return app.Serve(ctx, l)
+	return app.ServeWithMetrics(ctx, l, ml)
 }
 
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

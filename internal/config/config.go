@@ -60,6 +60,11 @@ type Config struct {
 	ShutdownGrace time.Duration
 
 	RecoveryAutoApproveAfter time.Duration
+
+	// MetricsAddr is the listener of Prometheus /metrics; empty: no metrics served.
+	MetricsAddr string
+	// SecurityLogRetention is how long security-log rows are kept; 0 keeps them.
+	SecurityLogRetention time.Duration
 }
 
 // Default returns the configuration with every default of SPEC §1 and §3.
@@ -94,6 +99,8 @@ func Default() Config {
 		ArgonThreads:        1,
 		MaxBodyBytes:        64 << 10,
 		ShutdownGrace:       10 * time.Second,
+
+		SecurityLogRetention: 400 * 24 * time.Hour,
 	}
 }
 
@@ -147,6 +154,8 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body")
 	dur(&c.ShutdownGrace, "shutdown-grace", "how long shutdown waits for requests in flight")
 	dur(&c.RecoveryAutoApproveAfter, "recovery-auto-approve-after", "approve a verified recovery request the owner did not cancel after this long (0: never)")
+	str(&c.MetricsAddr, "metrics-addr", "listen address of Prometheus /metrics (empty: off); never served on addr")
+	fs.Var((*days)(&c.SecurityLogRetention), "security-log-retention", "security-log rows older than this are purged daily, e.g. 400d or 720h (0: kept forever)")
 
 	if extra != nil {
 		extra(fs)
@@ -261,6 +270,18 @@ func (c *Config) Validate() error {
 	if c.MFAMaxLock < c.MFALock || c.PasswordMaxLock < c.PasswordLock {
 		return errors.New("the longest lock must not be shorter than the first lock")
 	}
+	if c.MetricsAddr != "" {
+		_, port, err := net.SplitHostPort(c.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics-addr: %q is not host:port", c.MetricsAddr)
+		}
+		if c.MetricsAddr == c.Addr && port != "0" {
+			return errors.New("metrics-addr: must differ from addr, so the public listener never serves /metrics")
+		}
+	}
+	if c.SecurityLogRetention < 0 {
+		return errors.New("security-log-retention: must not be negative")
+	}
 	if c.RecoveryAutoApproveAfter < 0 {
 		return errors.New("recovery-auto-approve-after: must not be negative")
 	}
@@ -315,6 +336,7 @@ func (c *Config) LogAttrs() []any {
 		"session_idle", c.SessionIdle.String(), "session_max", c.SessionMax.String(),
 		"reauth_window", c.ReauthWindow.String(), "hash_workers", c.HashWorkers,
 		"recovery_auto_approve_after", c.RecoveryAutoApproveAfter.String(),
+		"metrics_addr", c.MetricsAddr, "security_log_retention", (*days)(&c.SecurityLogRetention).String(),
 	}
 }
 
@@ -374,6 +396,35 @@ func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}
 	return out, nil
+}
+
+// days is a duration flag that also takes whole days ("400d"), since retention
+// periods are counted in days and Go's durations stop at hours.
+type days time.Duration
+
+func (d *days) String() string {
+	v := time.Duration(*d)
+	if v > 0 && v%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(v/(24*time.Hour)), 10) + "d"
+	}
+	return v.String()
+}
+
+func (d *days) Set(s string) error {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		v, err := strconv.ParseUint(n, 10, 32)
+		if err != nil || v > 100*366 {
+			return fmt.Errorf("%q is not a number of days like 400d", s)
+		}
+		*d = days(time.Duration(v) * 24 * time.Hour)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like 400d or 720h", s)
+	}
+	*d = days(v)
+	return nil
 }
 
 func parseUint32(name, s string) (uint32, error) {

@@ -246,7 +246,7 @@ func (e *endless) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func TestSecurityHeadersAndMetrics(t *testing.T) {
+func TestSecurityHeaders(t *testing.T) {
 	s := startServer(t, testConfig(t, "sqlite:"+t.TempDir()+"/db"), nil)
 	r := s.call(t, "GET", "/healthz", "", nil).want(t, 200)
 	for h, want := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"} {
@@ -256,14 +256,5 @@ func TestSecurityHeadersAndMetrics(t *testing.T) {
 	}
 	if !strings.Contains(r.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
 		t.Errorf("CSP = %q", r.Header.Get("Content-Security-Policy"))
-	}
-	s.call(t, "POST", "/api/v1/login", "", map[string]string{"login": "x", "password": "wrong password"}).want(t, 401)
-	m := s.call(t, "GET", "/metrics", "", nil).want(t, 200)
-	for _, series := range []string{`latchkey_http_requests_total{route="POST /api/v1/login",status="401"} 1`,
-		"latchkey_http_request_duration_seconds_bucket", `latchkey_signin_outcomes_total{outcome="failure",step="login"} 1`,
-		"latchkey_password_hash_queue_depth", "go_goroutines"} {
-		if !strings.Contains(string(m.Raw), series) {
-			t.Errorf("/metrics lacks %s", series)
-		}
 	}
 }

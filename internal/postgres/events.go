@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -55,6 +56,26 @@ func (s *Store) Events(ctx context.Context, user auth.UserID, limit int) ([]auth
 		es, err = query(ctx, s, scan, cols+` WHERE user_id = $1 ORDER BY id DESC LIMIT $2`, user, lim)
 	}
 	return es, mapErr("events", err)
+}
+
+// PurgeEvents deletes rows older than before, batch rows per statement, each statement
+// its own commit (see auth.Store.PurgeEvents).
+func (s *Store) PurgeEvents(ctx context.Context, before time.Time, batch int) (int64, error) {
+	if batch <= 0 {
+		batch = 1000
+	}
+	var total int64
+	for {
+		n, err := s.exec(ctx, `DELETE FROM security_events WHERE id IN
+			(SELECT id FROM security_events WHERE time < $1 ORDER BY id LIMIT $2)`, ts(before), batch)
+		if err != nil {
+			return total, mapErr("purge events", err)
+		}
+		total += n
+		if n < int64(batch) {
+			return total, nil
+		}
+	}
 }
 
 // AddOutbox stores a mail that was not sent through SMTP, body sealed, and sets m.ID.

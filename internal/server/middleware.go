@@ -181,11 +181,24 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// csrf protects every state-changing browser request. Requests authenticated with an
-// Authorization header are not at risk (a cross-site page cannot set that header
-// without a CORS preflight, which Latchkey never grants). Cookie-carrying requests and
-// requests with browser headers go through http.CrossOriginProtection; a cookie-carrying
-// API request must also declare a JSON body, which no cross-site form can send.
+// csrf protects every state-changing browser request.
+//
+//   - A request with an Authorization header is not checked: a cross-site page cannot
+//     set that header without a CORS preflight, which Latchkey never grants, and the
+//     header alone authenticates it (a bad one is never rescued by the cookie).
+//   - Every other request goes through http.CrossOriginProtection, which refuses a
+//     state change whose Origin or Sec-Fetch-Site names another site, and lets through
+//     requests that send neither (old browsers and programs).
+//   - For those old browsers a second layer is needed wherever the session cookie
+//     rides along. A page form carries its HMAC form token, checked by the page
+//     handlers (web's post adapter) before anything else. An API call carrying the
+//     cookie must declare Content-Type: application/json, with or without a body: no
+//     cross-site form can send that type, and a cross-site fetch that sets it needs
+//     the preflight. A body-less POST is no exception, or an empty cross-site form
+//     posted to /api/v1/logout would sign the user out.
+//   - A request with no cookie and no browser headers is a program's, and has no
+//     ambient credential to abuse: only the cross-origin check above applies, which
+//     passes it.
 func (s *Server) csrf(cop *http.CrossOriginProtection, next http.Handler) http.Handler {
 	protected := cop.Handler(next)
 	cookie := web.CookieName(s.opts.SecureCookies)
@@ -195,11 +208,11 @@ func (s *Server) csrf(cop *http.CrossOriginProtection, next http.Handler) http.H
 			return
 		}
 		if isUnsafe(r.Method) && strings.HasPrefix(r.URL.Path, "/api/") {
-			if _, err := r.Cookie(cookie); err == nil && r.ContentLength != 0 {
+			if _, err := r.Cookie(cookie); err == nil {
 				mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 				if mt != "application/json" {
 					api.WriteError(w, r, s.log, &auth.Error{Kind: auth.KindForbidden, Code: "cross_origin_request",
-						Message: "Requests with the session cookie must send Content-Type: application/json."})
+						Message: "Requests with the session cookie must send Content-Type: application/json, even without a body."})
 					return
 				}
 			}

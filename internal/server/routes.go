@@ -9,7 +9,8 @@ import (
 // here.
 func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.Handle("GET /metrics", s.metricsHandler())
+	// No /metrics here: it is served only on metrics-addr (MetricsHandler), so the
+	// public listener answers it with the 404 page like any unknown path.
 	s.pageRoutes(mux)
 	s.apiRoutes(mux)
 }

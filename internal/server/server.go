@@ -1,5 +1,5 @@
 // Package server assembles Latchkey's HTTP handler: every route in routes.go, the
-// middleware around them, /healthz and /metrics.
+// middleware around them and /healthz; and, for its own listener, /metrics.
 package server
 
 import (
@@ -94,8 +94,13 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(`{"status":"ok","database":"ok"}` + "\n"))
 }
 
-func (s *Server) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
+// MetricsHandler serves GET /metrics for the metrics-addr listener. It is never mounted
+// on the public handler: request counts, sign-in outcomes and the hashing queue tell an
+// attacker how a guessing or flooding campaign is going.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	return mux
 }
 
 // HTTPServer wraps the handler in an http.Server with every timeout set, so slow

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/auth"
 )
@@ -63,6 +64,26 @@ func (s *Store) Events(ctx context.Context, user auth.UserID, limit int) ([]auth
 		es = append(es, e)
 	}
 	return es, mapErr("events", rows.Err())
+}
+
+// PurgeEvents deletes rows older than before, batch rows per statement, each statement
+// its own commit (see auth.Store.PurgeEvents).
+func (s *Store) PurgeEvents(ctx context.Context, before time.Time, batch int) (int64, error) {
+	if batch <= 0 {
+		batch = 1000
+	}
+	var total int64
+	for {
+		n, err := s.exec(ctx, `DELETE FROM security_events WHERE id IN
+			(SELECT id FROM security_events WHERE time < ? ORDER BY id LIMIT ?)`, micros(before), batch)
+		if err != nil {
+			return total, mapErr("purge events", err)
+		}
+		total += n
+		if n < int64(batch) {
+			return total, nil
+		}
+	}
 }
 
 // AddOutbox stores a mail that was not sent through SMTP, body sealed, and sets m.ID.
