@@ -154,7 +154,7 @@ func bearer(r *http.Request) (string, bool) {
 // authenticate resolves the caller. An Authorization header always wins over the
 // cookie, and a bad one is never rescued by the cookie.
 func (s *Server) authenticate(next http.Handler) http.Handler {
-	cookie := web.CookieName(s.opts.SecureCookies)
+	cookie := web.CookieName(s.opts.SecureCookies, s.opts.CookieDomain)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		secret, hasHeader := bearer(r)
 		if !hasHeader {
@@ -187,7 +187,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 // API request must also declare a JSON body, which no cross-site form can send.
 func (s *Server) csrf(cop *http.CrossOriginProtection, next http.Handler) http.Handler {
 	protected := cop.Handler(next)
-	cookie := web.CookieName(s.opts.SecureCookies)
+	cookie := web.CookieName(s.opts.SecureCookies, s.opts.CookieDomain)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := bearer(r); ok {
 			next.ServeHTTP(w, r)

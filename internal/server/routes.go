@@ -10,7 +10,8 @@ import (
 // lists them in internal/web/web.go beside their handlers).
 func (s *Server) routes(mux *http.ServeMux) {
 	web.New(s.svc, s.log, web.Options{SiteName: s.opts.SiteName, PublicURL: s.opts.PublicURL,
-		SecureCookies: s.opts.SecureCookies}).Register(mux)
+		SecureCookies: s.opts.SecureCookies, CookieDomain: s.opts.CookieDomain,
+		MFAMaxAge: s.opts.ForwardAuthMFAMaxAge}).Register(mux)
 
 	a := s.api
 	mux.HandleFunc("GET /healthz", s.healthz)
