@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -171,6 +172,46 @@ func TestForwardAuthEndpoints(t *testing.T) {
 			t.Fatalf("all forward-auth events = %q, want bob's and alice's two, no anonymous ones", got)
 		}
 	})
+}
+
+// TestSessionCookieDomain: with cookie-domain under https the session cookie is
+// __Secure-latchkey_session with Domain=, Secure, HttpOnly and SameSite=Lax, and
+// forward auth and the pages read it under that name.
+func TestSessionCookieDomain(t *testing.T) {
+	s := forwardAuthServer(t, "sqlite:"+filepath.Join(t.TempDir(), "lk.db"))
+	s.signup(t, "alice", "alice@example.com")
+	get := httptest.NewRequest("GET", "/login", nil)
+	rec := httptest.NewRecorder()
+	s.App.Handler.ServeHTTP(rec, get)
+	pre := rec.Result().Cookies()
+	if len(pre) != 1 || pre[0].Name != "__Host-latchkey_csrf" || pre[0].Domain != "" {
+		t.Fatalf("pre-session cookie = %v, want __Host-latchkey_csrf on this host only", pre)
+	}
+	form := url.Values{"csrf_token": {csrfOf(t, rec.Body.String())}, "login": {"alice"}, "password": {testPassword}}
+	post := httptest.NewRequest("POST", "/login", strings.NewReader(form.Encode()))
+	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	post.AddCookie(pre[0])
+	rec = httptest.NewRecorder()
+	s.App.Handler.ServeHTTP(rec, post)
+	var sc *http.Cookie
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == secureCookie {
+			sc = c
+		}
+	}
+	if rec.Code != 303 || sc == nil || sc.Domain != "example.test" || !sc.Secure || !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Path != "/" {
+		t.Fatalf("sign-in = %d, session cookie %+v", rec.Code, sc)
+	}
+	if rec := s.fa(t, "/api/authz/auth-request", nginxAsk("https://docs.example.test/"), sc.Value); rec.Code != 200 {
+		t.Fatalf("forward auth with the new cookie = %d, want 200", rec.Code)
+	}
+	page := httptest.NewRequest("GET", "/settings/authentication", nil)
+	page.AddCookie(&http.Cookie{Name: secureCookie, Value: sc.Value})
+	rec = httptest.NewRecorder()
+	s.App.Handler.ServeHTTP(rec, page)
+	if rec.Code != 200 {
+		t.Fatalf("settings page with the domain cookie = %d, want 200", rec.Code)
+	}
 }
 
 func traefikAsk(method, host, uri string) map[string]string {
