@@ -7,11 +7,16 @@ import (
 )
 
 // MFAFresh reports whether the caller's session passed MFA recently enough: a second
-// factor was proved, and when maxAge > 0, no longer than maxAge ago. The forward-auth
-// endpoints and the step-up page ask the same question through this one function, so
-// they can never disagree and send a browser round in circles.
+// factor was proved, the account still has one (a session that removed MFA keeps its
+// old proof on record, but it no longer speaks for the account), and when maxAge > 0,
+// no longer than maxAge ago. The forward-auth endpoints and the step-up page ask the
+// same question through this one function, so they can never disagree and send a
+// browser round in circles.
 func (s *Service) MFAFresh(p *Principal, maxAge time.Duration) bool {
 	if p == nil || p.Session == nil || !p.Session.HasMFA() {
+		return false
+	}
+	if p.mfa != nil && !p.mfa.Enabled {
 		return false
 	}
 	return maxAge <= 0 || s.now().Sub(p.Session.MFAAt) <= maxAge

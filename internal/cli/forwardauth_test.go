@@ -171,6 +171,18 @@ func TestForwardAuthEndpoints(t *testing.T) {
 		if got := forwardAuthEvents(t, s, 0); strings.Count(got, "|")+1 != 3 {
 			t.Fatalf("all forward-auth events = %q, want bob's and alice's two, no anonymous ones", got)
 		}
+
+		// A session that removes MFA keeps its proof on record, but no longer passes
+		// a two_factor host: the account has no second factor any more.
+		s.Clock.Advance(30 * time.Second)
+		bob = s.mfa(t, s.pending(t, "bob"), "code", oathtool(t, secret, s.Clock.Now())).want(t, 200).str("session_token")
+		if rec := s.fa(t, "/api/authz/auth-request", nginxAsk(grafana), bob); rec.Code != 200 {
+			t.Fatalf("fresh MFA = %d, want 200", rec.Code)
+		}
+		s.call(t, "DELETE", "/api/v1/mfa", bob, nil).want(t, 200)
+		if rec := s.fa(t, "/api/authz/auth-request", nginxAsk(grafana), bob); rec.Code != 401 || rec.Header().Get("Location") != stepUp(grafana) {
+			t.Fatalf("after removing MFA = %d %q, want 401 to step up", rec.Code, rec.Header().Get("Location"))
+		}
 	})
 }
 

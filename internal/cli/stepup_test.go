@@ -134,14 +134,26 @@ func TestLoginReturnURL(t *testing.T) {
 			t.Fatal("no session cookie kept")
 		}
 
+		// Signing up on the way to an application goes on there too.
+		fresh, _ := flatClient()
+		pg := getPage(t, fresh, s, "/signup?rd="+url.QueryEscape(app))
+		if hiddenRD(pg.Body) != app {
+			t.Fatalf("sign-up page lost rd: %s", pg.Body)
+		}
+		r := postPage(t, fresh, s, "/signup", url.Values{"csrf_token": {csrfOf(t, pg.Body)}, "username": {"carol"},
+			"email": {"carol@example.com"}, "password": {testPassword}, "rd": {app}})
+		if r.Status != 303 || r.Location != app {
+			t.Fatalf("sign-up with rd = %d %q, want 303 %q", r.Status, r.Location, app)
+		}
+
 		// MFA on: the code step carries rd, in the form and in the recovery-code link.
 		c, _ = flatClient()
 		tok = formToken(t, c, s, "/login")
-		r := postPage(t, c, s, "/login", url.Values{"csrf_token": {tok}, "login": {"bob"}, "password": {testPassword}, "rd": {app}})
+		r = postPage(t, c, s, "/login", url.Values{"csrf_token": {tok}, "login": {"bob"}, "password": {testPassword}, "rd": {app}})
 		if want := "/login/mfa?rd=" + url.QueryEscape(app); r.Status != 303 || r.Location != want {
 			t.Fatalf("password step of an MFA account = %d %q, want 303 %q", r.Status, r.Location, want)
 		}
-		pg := getPage(t, c, s, r.Location)
+		pg = getPage(t, c, s, r.Location)
 		if hiddenRD(pg.Body) != app || !strings.Contains(pg.Body, `/login/recovery-code?rd=`+url.QueryEscape(app)) {
 			t.Fatalf("code page lost rd: %s", pg.Body)
 		}

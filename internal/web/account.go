@@ -55,6 +55,11 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	h.setSession(w, res.SessionToken.Reveal())
+	if rd := h.returnTo(r.PostFormValue("rd")); rd != "" {
+		// Signed up on the way to another application: go on there.
+		redirect(w, r, rd)
+		return nil
+	}
 	redirect(w, r, "/settings/authentication?done=signed_up")
 	return nil
 }

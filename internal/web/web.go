@@ -315,6 +315,8 @@ func settingsPageOf(path string) string {
 		return "/settings/ssh-keys"
 	case strings.HasPrefix(path, "/admin/recovery"):
 		return "/admin/recovery"
+	case path == "/step-up":
+		return "/step-up"
 	}
 	return "/settings/authentication"
 }
