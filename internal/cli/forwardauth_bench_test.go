@@ -86,9 +86,19 @@ func forwardAuthBenchApp(b *testing.B, dbURL string) (*App, string) {
 	if err := app.Store.CreateUser(ctx, u); err != nil {
 		b.Fatal(err)
 	}
+	// The account has an authenticator app (the answer checks that MFA is still on);
+	// its secret is never opened here.
+	cred := &auth.TOTPCredential{UserID: u.ID, Secret: auth.EncryptedSecret{KeyID: "bench", Ciphertext: []byte{0}}, LastStep: 1, CreatedAt: now}
+	if err := app.Store.EnableTOTP(ctx, cred, nil, 0); err != nil {
+		b.Fatal(err)
+	}
+	u, err = app.Store.UserByID(ctx, u.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
 	tok, hash := benchToken()
 	s := &auth.Session{UserID: u.ID, TokenHash: hash, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour),
-		ReauthAt: now, Method: auth.SessionPasswordTOTP, MFAAt: now}
+		ReauthAt: now, Method: auth.SessionPasswordTOTP, MFAAt: now, CredEpoch: u.CredEpoch}
 	if err := app.Store.CreateSession(ctx, s); err != nil {
 		b.Fatal(err)
 	}
