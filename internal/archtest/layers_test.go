@@ -33,9 +33,10 @@ var layers = map[string]int{
 	"internal/api":       5,
 	"internal/status":    4, // what both surfaces share
 	"internal/auth":      3, // the domain
+	"internal/config":    1, // settings; reads forward-auth rules with authz
 	// Pure packages: the standard library and outside modules only.
 	"internal/archtest":      0,
-	"internal/config":        0,
+	"internal/authz":         0,
 	"internal/keys":          0,
 	"internal/mail":          0,
 	"internal/mail/smtptest": 0,

@@ -109,7 +109,8 @@ func NewApp(ctx context.Context, cfg config.Config, logger *slog.Logger, clock f
 		SecurityLogRetention: cfg.SecurityLogRetention,
 	}, auth.Deps{Store: st, Hasher: hasher, Keys: ring, Mailer: mailer, Logger: logger, Clock: clock, Observe: metrics.Observe})
 	h := server.New(server.Options{TrustedProxies: cfg.TrustedProxies, MaxBodyBytes: cfg.MaxBodyBytes,
-		SecureCookies: cfg.SecureCookies(), HashStats: hasher.Stats, SiteName: cfg.SiteName, PublicURL: cfg.PublicURL},
+		SecureCookies: cfg.SecureCookies(), HashStats: hasher.Stats, SiteName: cfg.SiteName, PublicURL: cfg.PublicURL,
+		CookieDomain: cfg.CookieDomain, ForwardAuthRules: cfg.ForwardAuthRules, ForwardAuthMFAMaxAge: cfg.ForwardAuthMFAMaxAge},
 		server.Deps{Service: svc, Logger: logger, Registry: reg, Metrics: metrics})
 	return &App{Config: cfg, Store: st, Service: svc, Hasher: hasher, Handler: h, Logger: logger}, nil
 }

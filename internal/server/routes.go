@@ -2,6 +2,9 @@ package server
 
 import (
 	"net/http"
+
+	"github.com/latchkey/latchkey/internal/api"
+	"github.com/latchkey/latchkey/internal/web"
 )
 
 // routes mounts every route of the binary, pages and API, in one list: a path's
@@ -31,6 +34,8 @@ func (s *Server) pageRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /login/recovery-code", h.Serve(h.MFAForm(true)))
 	mux.Handle("POST /login/recovery-code", h.Post(h.LoginMFA(true)))
 	mux.Handle("POST /logout", h.Post(h.Logout))
+	mux.Handle("GET /step-up", h.Serve(h.StepUpForm))
+	mux.Handle("POST /step-up", h.AuthedPost(h.StepUp))
 	mux.Handle("GET /password/forgot", h.Serve(h.ForgotForm))
 	mux.Handle("POST /password/forgot", h.Post(h.Forgot))
 	mux.Handle("GET /password/reset", h.Serve(h.ResetForm))
@@ -100,6 +105,8 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 	mux.Handle("DELETE /api/v1/sessions/{id}", a.Authed(a.RevokeSession))
 	mux.Handle("GET /api/v1/security-log", a.Authed(a.SecurityLog))
 
+	s.forwardAuthRoutes(mux)
+
 	// SSH keys, and recovery requests with their administrator decisions.
 	mux.Handle("GET /api/v1/ssh-keys", a.Authed(a.SSHKeys))
 	mux.Handle("POST /api/v1/ssh-keys", a.Authed(a.AddSSHKey))
@@ -115,4 +122,19 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 
 	// Anything else under /api/ answers in JSON, not with an HTML 404.
 	mux.Handle("/api/", a.Serve(a.NotFound))
+}
+
+// forwardAuthRoutes mounts the endpoints reverse proxies ask, for any method.
+func (s *Server) forwardAuthRoutes(mux *http.ServeMux) {
+	fa, err := api.NewForwardAuth(s.svc, s.log, api.ForwardAuthOptions{PublicURL: s.opts.PublicURL,
+		CookieName: web.CookieName(s.opts.SecureCookies, s.opts.CookieDomain), CookieDomain: s.opts.CookieDomain,
+		Rules: s.opts.ForwardAuthRules, MFAMaxAge: s.opts.ForwardAuthMFAMaxAge})
+	if err != nil {
+		// config.Validate refuses such a public URL; a handler built without one
+		// (a unit test) has no applications to protect.
+		s.log.Warn("forward auth disabled", "err", err)
+		return
+	}
+	mux.HandleFunc("/api/authz/auth-request", fa.AuthRequest)
+	mux.HandleFunc("/api/authz/forward-auth", fa.Forward)
 }

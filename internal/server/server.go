@@ -15,6 +15,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/authz"
 	"github.com/latchkey/latchkey/internal/web"
 )
 
@@ -28,6 +29,11 @@ type Options struct {
 	// SiteName and PublicURL are shown and linked by the pages.
 	SiteName  string
 	PublicURL string
+	// CookieDomain, ForwardAuthRules and ForwardAuthMFAMaxAge are the forward-auth
+	// settings (see config.Config).
+	CookieDomain         string
+	ForwardAuthRules     authz.Rules
+	ForwardAuthMFAMaxAge time.Duration
 }
 
 // Deps are what the handler serves.
@@ -66,6 +72,7 @@ func New(opts Options, d Deps) *Server {
 	}
 	s := &Server{opts: opts, svc: d.Service, log: d.Logger, api: api.New(d.Service, d.Logger), metrics: m, reg: reg,
 		web: web.New(d.Service, d.Logger, web.Options{SiteName: opts.SiteName, PublicURL: opts.PublicURL,
+			CookieDomain: opts.CookieDomain, MFAMaxAge: opts.ForwardAuthMFAMaxAge,
 			SecureCookies: opts.SecureCookies})}
 	mux := http.NewServeMux()
 	s.routes(mux)

@@ -15,9 +15,12 @@ func signedIn(r *http.Request) bool {
 	return p != nil && p.Session != nil
 }
 
-// afterSignIn is where a completed sign-in lands: the page the user asked for, or the
-// authentication settings.
-func afterSignIn(next string) string {
+// afterSignIn is where a completed sign-in lands: the return URL (already checked by
+// returnTo), else the page the user asked for, else the authentication settings.
+func afterSignIn(next, rd string) string {
+	if rd != "" {
+		return rd
+	}
 	if n := localPath(next); n != "" && !strings.HasPrefix(n, "/login") && !strings.HasPrefix(n, "/signup") {
 		return n
 	}
@@ -53,6 +56,11 @@ func (h *Handler) Signup(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	h.setSession(w, res.SessionToken.Reveal())
+	if rd := h.returnTo(r.PostFormValue("rd")); rd != "" {
+		// Signed up on the way to another application: go on there.
+		redirect(w, r, rd)
+		return nil
+	}
 	redirect(w, r, "/settings/authentication?done=signed_up")
 	return nil
 }
@@ -60,7 +68,7 @@ func (h *Handler) Signup(w http.ResponseWriter, r *http.Request) error {
 // LoginForm shows the sign-in form; a signed-in browser goes where next= says.
 func (h *Handler) LoginForm(w http.ResponseWriter, r *http.Request) error {
 	if signedIn(r) {
-		redirect(w, r, afterSignIn(r.URL.Query().Get("next")))
+		redirect(w, r, afterSignIn(r.URL.Query().Get("next"), h.returnTo(r.URL.Query().Get("rd"))))
 		return nil
 	}
 	h.render(w, http.StatusOK, "login", h.newPage(w, r, "Sign in"))
@@ -71,6 +79,7 @@ func (h *Handler) LoginForm(w http.ResponseWriter, r *http.Request) error {
 // short-lived cookie and the browser moves on to the code page.
 func (h *Handler) Login(w http.ResponseWriter, r *http.Request) error {
 	login, next := strings.TrimSpace(r.PostFormValue("login")), localPath(r.PostFormValue("next"))
+	rd := h.returnTo(r.PostFormValue("rd"))
 	res, err := h.svc.Login(r.Context(), client(r), login, r.PostFormValue("password"))
 	if err != nil {
 		pg := h.newPage(w, r, "Sign in")
@@ -79,15 +88,11 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) error {
 	}
 	if res.Status == auth.StatusMFARequired {
 		h.setMFA(w, res.MFAToken.Reveal(), res.MFAExpiresIn)
-		to := "/login/mfa"
-		if next != "" {
-			to += "?next=" + url.QueryEscape(next)
-		}
-		redirect(w, r, to)
+		redirect(w, r, "/login/mfa"+carry(next, rd))
 		return nil
 	}
 	h.setSession(w, res.SessionToken.Reveal())
-	redirect(w, r, afterSignIn(next))
+	redirect(w, r, afterSignIn(next, rd))
 	return nil
 }
 
@@ -132,8 +137,13 @@ func (h *Handler) MFAForm(recovery bool) PageFunc {
 func (h *Handler) LoginMFA(recovery bool) PageFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		token := cookieValue(r, h.mfaCookieName())
+		rd := h.returnTo(r.PostFormValue("rd"))
+		expired := "/login?done=mfa_expired"
+		if rd != "" {
+			expired += "&rd=" + url.QueryEscape(rd)
+		}
 		if token == "" {
-			redirect(w, r, "/login?done=mfa_expired")
+			redirect(w, r, expired)
 			return nil
 		}
 		code, rc, field, tmpl, title := r.PostFormValue("code"), "", "code", "login_mfa", "Two-step sign-in"
@@ -144,7 +154,7 @@ func (h *Handler) LoginMFA(recovery bool) PageFunc {
 		if err != nil {
 			if e := auth.AsError(err); e != nil && e.Code == auth.ErrInvalidMFAToken.Code {
 				h.clearMFA(w)
-				redirect(w, r, "/login?done=mfa_expired")
+				redirect(w, r, expired)
 				return nil
 			}
 			pg := h.newPage(w, r, title)
@@ -156,11 +166,13 @@ func (h *Handler) LoginMFA(recovery bool) PageFunc {
 			return h.formOrPage(w, err, tmpl, pg, field)
 		}
 		h.setSession(w, res.SessionToken.Reveal())
-		if res.RecoveryCodesRemaining != nil {
+		// After a recovery code the settings page says so and offers new codes; an
+		// application waiting for the user comes first (the owner is mailed anyway).
+		if res.RecoveryCodesRemaining != nil && rd == "" {
 			redirect(w, r, "/settings/authentication?done=recovery_used")
 			return nil
 		}
-		redirect(w, r, afterSignIn(r.PostFormValue("next")))
+		redirect(w, r, afterSignIn(r.PostFormValue("next"), rd))
 		return nil
 	}
 }
@@ -257,7 +269,7 @@ func (h *Handler) Reauth(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		}
 		return h.formOrPage(w, err, "reauth", pg, field)
 	}
-	to := afterSignIn(r.PostFormValue("next"))
+	to := afterSignIn(r.PostFormValue("next"), "")
 	if !strings.Contains(to, "?") {
 		to += "?done=reauthenticated"
 	}
