@@ -146,6 +146,11 @@ func TestLoginReturnURL(t *testing.T) {
 			t.Fatalf("sign-up with rd = %d %q, want 303 %q", r.Status, r.Location, app)
 		}
 
+		// The code page without a password step goes back to sign in, keeping rd.
+		if r := getPage(t, fresh, s, "/login/mfa?rd="+url.QueryEscape(app)); r.Status != 303 || r.Location != "/login?rd="+url.QueryEscape(app) {
+			t.Fatalf("code page without a pending sign-in = %d %q", r.Status, r.Location)
+		}
+
 		// MFA on: the code step carries rd, in the form and in the recovery-code link.
 		c, _ = flatClient()
 		tok = formToken(t, c, s, "/login")

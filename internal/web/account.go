@@ -121,7 +121,9 @@ func (h *Handler) formOrPage(w http.ResponseWriter, err error, tmpl string, pg *
 func (h *Handler) MFAForm(recovery bool) PageFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if cookieValue(r, h.mfaCookieName()) == "" {
-			redirect(w, r, "/login")
+			// No password step in progress: start again, still on the way to rd.
+			q := r.URL.Query()
+			redirect(w, r, "/login"+carry(localPath(q.Get("next")), h.returnTo(q.Get("rd"))))
 			return nil
 		}
 		tmpl, title := "login_mfa", "Two-step sign-in"
