@@ -59,6 +59,12 @@ type Config struct {
 	ShutdownGrace time.Duration
 
 	RecoveryAutoApproveAfter time.Duration
+
+	// OpenID Connect provider token lifetimes (SPEC §9); refresh tokens also die with
+	// the session that granted them.
+	OIDCAccessTokenTTL  time.Duration
+	OIDCIDTokenTTL      time.Duration
+	OIDCRefreshTokenTTL time.Duration
 }
 
 // Default returns the configuration with every default of SPEC §1 and §3.
@@ -92,6 +98,9 @@ func Default() Config {
 		ArgonThreads:        1,
 		MaxBodyBytes:        64 << 10,
 		ShutdownGrace:       10 * time.Second,
+		OIDCAccessTokenTTL:  10 * time.Minute,
+		OIDCIDTokenTTL:      10 * time.Minute,
+		OIDCRefreshTokenTTL: 720 * time.Hour,
 	}
 }
 
@@ -144,6 +153,9 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body")
 	dur(&c.ShutdownGrace, "shutdown-grace", "how long shutdown waits for requests in flight")
 	dur(&c.RecoveryAutoApproveAfter, "recovery-auto-approve-after", "approve a verified recovery request the owner did not cancel after this long (0: never)")
+	dur(&c.OIDCAccessTokenTTL, "oidc-access-token-ttl", "lifetime of OpenID Connect access tokens")
+	dur(&c.OIDCIDTokenTTL, "oidc-id-token-ttl", "lifetime of OpenID Connect ID tokens (retired signing keys stay published this long)")
+	dur(&c.OIDCRefreshTokenTTL, "oidc-refresh-token-ttl", "lifetime of OpenID Connect refresh tokens (they also end with their session)")
 
 	if extra != nil {
 		extra(fs)
@@ -249,7 +261,8 @@ func (c *Config) Validate() error {
 	}{{"mfa-lock", c.MFALock}, {"mfa-max-lock", c.MFAMaxLock}, {"password-lock", c.PasswordLock},
 		{"password-max-lock", c.PasswordMaxLock}, {"session-idle", c.SessionIdle}, {"session-max", c.SessionMax},
 		{"reauth-window", c.ReauthWindow}, {"pending-login-ttl", c.PendingLoginTTL}, {"hash-max-wait", c.HashMaxWait},
-		{"shutdown-grace", c.ShutdownGrace}} {
+		{"shutdown-grace", c.ShutdownGrace}, {"oidc-access-token-ttl", c.OIDCAccessTokenTTL},
+		{"oidc-id-token-ttl", c.OIDCIDTokenTTL}, {"oidc-refresh-token-ttl", c.OIDCRefreshTokenTTL}} {
 		if p.v <= 0 {
 			return fmt.Errorf("%s: must be a positive duration", p.name)
 		}
@@ -310,6 +323,8 @@ func (c *Config) LogAttrs() []any {
 		"session_idle", c.SessionIdle.String(), "session_max", c.SessionMax.String(),
 		"reauth_window", c.ReauthWindow.String(), "hash_workers", c.HashWorkers,
 		"recovery_auto_approve_after", c.RecoveryAutoApproveAfter.String(),
+		"oidc_access_token_ttl", c.OIDCAccessTokenTTL.String(), "oidc_id_token_ttl", c.OIDCIDTokenTTL.String(),
+		"oidc_refresh_token_ttl", c.OIDCRefreshTokenTTL.String(),
 	}
 }
 

@@ -189,7 +189,7 @@ func (s *Server) csrf(cop *http.CrossOriginProtection, next http.Handler) http.H
 	protected := cop.Handler(next)
 	cookie := web.CookieName(s.opts.SecureCookies)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := bearer(r); ok {
+		if _, ok := bearer(r); ok || isProtocolPath(r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -205,6 +205,17 @@ func (s *Server) csrf(cop *http.CrossOriginProtection, next http.Handler) http.H
 		}
 		protected.ServeHTTP(w, r)
 	})
+}
+
+// isProtocolPath reports whether path is an OpenID Connect endpoint that clients call
+// from anywhere (SPEC §3): none of them changes state through the cookie, so the
+// cross-origin check would only refuse legitimate clients.
+func isProtocolPath(path string) bool {
+	switch path {
+	case "/oauth2/token", "/oauth2/revoke", "/oauth2/userinfo", "/oauth2/keys":
+		return true
+	}
+	return strings.HasPrefix(path, "/.well-known/")
 }
 
 func isUnsafe(method string) bool {

@@ -3,14 +3,17 @@ package server
 import (
 	"net/http"
 
+	"github.com/latchkey/latchkey/internal/oidc"
 	"github.com/latchkey/latchkey/internal/web"
 )
 
 // routes mounts every route: the API's here, the pages' through web.Register (which
 // lists them in internal/web/web.go beside their handlers).
 func (s *Server) routes(mux *http.ServeMux) {
-	web.New(s.svc, s.log, web.Options{SiteName: s.opts.SiteName, PublicURL: s.opts.PublicURL,
-		SecureCookies: s.opts.SecureCookies}).Register(mux)
+	pages := web.New(s.svc, s.log, web.Options{SiteName: s.opts.SiteName, PublicURL: s.opts.PublicURL,
+		SecureCookies: s.opts.SecureCookies})
+	pages.Register(mux)
+	s.oidcRoutes(mux, pages)
 
 	a := s.api
 	mux.HandleFunc("GET /healthz", s.healthz)
@@ -62,4 +65,29 @@ func (s *Server) recoveryRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/admin/recovery-requests", a.Authed(a.AdminRecoveryRequests))
 	mux.Handle("POST /api/v1/admin/recovery-requests/{id}/approve", a.Authed(a.ApproveRecovery))
 	mux.Handle("POST /api/v1/admin/recovery-requests/{id}/deny", a.Authed(a.DenyRecovery))
+}
+
+// oidcRoutes lists the OpenID Connect provider's routes (SPEC §9.1), when it runs.
+// Token, userinfo, revocation and keys are the library's handler; clients call them
+// from anywhere, so the CSRF check skips them (see isProtocolPath).
+func (s *Server) oidcRoutes(mux *http.ServeMux, pages *web.Handler) {
+	p := s.oidc
+	if p == nil {
+		return
+	}
+	p.UsePages(pages)
+	mux.HandleFunc("GET "+oidc.PathDiscovery, p.Discovery)
+	mux.HandleFunc("GET "+oidc.PathAuthorize, p.Authorize)
+	mux.HandleFunc("POST "+oidc.PathAuthorize, p.Authorize)
+	mux.HandleFunc("GET "+oidc.PathConsent, p.ConsentForm)
+	mux.HandleFunc("POST "+oidc.PathConsent, p.Consent)
+	mux.HandleFunc("GET "+oidc.PathLogout, p.Logout)
+	mux.HandleFunc("POST "+oidc.PathLogout, p.Logout)
+	mux.Handle("POST "+oidc.PathToken, p.Protocol())
+	mux.Handle("GET "+oidc.PathUserinfo, p.Protocol())
+	mux.Handle("POST "+oidc.PathUserinfo, p.Protocol())
+	mux.Handle("POST "+oidc.PathRevoke, p.Protocol())
+	mux.Handle("GET "+oidc.PathKeys, p.Protocol())
+	mux.Handle("GET /settings/apps", pages.Authed(p.Apps))
+	mux.Handle("POST /settings/apps/{client}/revoke", pages.AuthedPost(p.RevokeApp))
 }

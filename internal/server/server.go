@@ -15,6 +15,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/oidc"
 )
 
 // Options configure the handler.
@@ -35,6 +36,7 @@ type Deps struct {
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // nil: a new one
 	Metrics  *Metrics             // nil: created on Registry
+	OIDC     *oidc.Provider       // nil: no OpenID Connect provider
 }
 
 // Server is the assembled handler with its metrics.
@@ -44,6 +46,7 @@ type Server struct {
 	log     *slog.Logger
 	api     *api.Handler
 	metrics *Metrics
+	oidc    *oidc.Provider
 	reg     *prometheus.Registry
 	handler http.Handler
 }
@@ -62,7 +65,7 @@ func New(opts Options, d Deps) *Server {
 	if m == nil {
 		m = NewMetrics(reg, opts.HashStats)
 	}
-	s := &Server{opts: opts, svc: d.Service, log: d.Logger, api: api.New(d.Service, d.Logger), metrics: m, reg: reg}
+	s := &Server{opts: opts, svc: d.Service, log: d.Logger, api: api.New(d.Service, d.Logger), metrics: m, reg: reg, oidc: d.OIDC}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	s.handler = s.middleware(mux)

@@ -22,7 +22,7 @@ func testOIDC(t *testing.T, st auth.Store) {
 
 	// Clients round-trip, lists and all.
 	c := &auth.OIDCClient{ID: "grafana", Name: "Grafana", SecretHash: hash("secret"), RequireMFA: true,
-		RedirectURIs: []string{"https://grafana.example.com/login/generic_oauth", "https://g2.example.com/cb"},
+		RedirectURIs:           []string{"https://grafana.example.com/login/generic_oauth", "https://g2.example.com/cb"},
 		PostLogoutRedirectURIs: []string{"https://grafana.example.com/"}, CreatedAt: t0()}
 	noErr(t, "CreateOIDCClient", s.CreateOIDCClient(ctx(t), c))
 	wantErr(t, "CreateOIDCClient(same id)", s.CreateOIDCClient(ctx(t), c), auth.ErrConflict)
