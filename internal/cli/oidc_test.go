@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -75,12 +76,18 @@ func newRP(t *testing.T, srv *testServer, spec lkoidc.ClientSpec) *rp {
 	if err != nil {
 		t.Fatalf("AddClient: %v", err)
 	}
+	return newRPWith(t, srv, id, secret, spec.RedirectURIs[0])
+}
+
+// newRPWith is a relying party for a client registered elsewhere (by the CLI).
+func newRPWith(t *testing.T, srv *testServer, id, secret, redirectURI string) *rp {
+	t.Helper()
 	p, err := oidc.NewProvider(t.Context(), srv.URL)
 	if err != nil {
 		t.Fatalf("discovery: %v", err)
 	}
 	return &rp{t: t, srv: srv, provider: p, verifier: p.Verifier(&oidc.Config{ClientID: id}),
-		conf: oauth2.Config{ClientID: id, ClientSecret: secret, Endpoint: p.Endpoint(), RedirectURL: spec.RedirectURIs[0],
+		conf: oauth2.Config{ClientID: id, ClientSecret: secret, Endpoint: p.Endpoint(), RedirectURL: redirectURI,
 			Scopes: []string{oidc.ScopeOpenID, "profile", "email", oidc.ScopeOfflineAccess}}}
 }
 
@@ -645,4 +652,102 @@ func oidcPost(t *testing.T, c *http.Client, u string, form url.Values, decision 
 	}
 	resp.Body.Close()
 	return resp.StatusCode, resp.Header.Get("Location")
+}
+
+// TestOIDCAdminCLI registers, lists and removes clients and rotates keys with the CLI,
+// on both stores.
+func TestOIDCAdminCLI(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, dbURL string) {
+		srv := startOIDCServer(t, dbURL)
+		cfg := srv.App.Config
+		srv.signup(t, "carol", "carol@example.com")
+		browser := srv.browser(t, srv.login(t, "carol"))
+
+		// Redirect URIs must be absolute, without a fragment, https or loopback http.
+		for _, bad := range []string{"http://app.example.com/cb", "https://app.example.com/cb#x", "/cb", "ftp://app.example.com/cb"} {
+			code, out, errs := runCLI(t, cfg, "", "admin", "oidc-client", "add", "--name", "Bad", "--redirect-uri", bad)
+			if code == 0 || !strings.Contains(errs, "redirect URI") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+				t.Fatalf("add --redirect-uri %s = %d %q %q, want one clear error line", bad, code, out, errs)
+			}
+		}
+		code, out, errs := runCLI(t, cfg, "", "admin", "oidc-client", "add", "--name", "Grafana",
+			"--redirect-uri", "https://grafana.example.com/cb", "--redirect-uri", "http://127.0.0.1:3000/cb",
+			"--post-logout-redirect-uri", "https://grafana.example.com/", "--require-mfa")
+		var added map[string]string
+		if code != 0 || json.Unmarshal([]byte(out), &added) != nil || added["client_id"] == "" || len(added["client_secret"]) != 43 {
+			t.Fatalf("oidc-client add = %d %q %q", code, out, errs)
+		}
+		code, out, _ = runCLI(t, cfg, "", "admin", "oidc-client", "add", "--name", "Tool", "--public", "--redirect-uri", "http://127.0.0.1/cb")
+		var public map[string]string
+		if code != 0 || json.Unmarshal([]byte(out), &public) != nil || public["client_id"] == "" || public["client_secret"] != "" {
+			t.Fatalf("oidc-client add --public = %d %q", code, out)
+		}
+		code, out, _ = runCLI(t, cfg, "", "admin", "oidc-client", "list")
+		var list []map[string]any
+		if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 2 || strings.Contains(out, added["client_secret"]) ||
+			list[0]["name"] != "Grafana" || list[0]["require_mfa"] != true || list[1]["public"] != true ||
+			len(list[0]["redirect_uris"].([]any)) != 2 || list[0]["post_logout_redirect_uris"].([]any)[0] != "https://grafana.example.com/" {
+			t.Fatalf("oidc-client list = %d %s", code, out)
+		}
+
+		// The CLI's client signs in (once MFA is there) and its tokens end with it.
+		secret, _ := srv.enrol(t, srv.login(t, "carol"))
+		mfaSession := srv.login2faNow(t, "carol", secret)
+		browser = srv.browser(t, mfaSession)
+		app := newRPWith(t, srv, added["client_id"], added["client_secret"], "https://grafana.example.com/cb")
+		u, state, nonce, verifier := app.authURL()
+		tok, _, _ := app.exchange(app.code(browser, u, state), verifier, nonce)
+
+		// Key rotation by the CLI: the old token still verifies, a new one too.
+		code, out, errs = runCLI(t, cfg, "", "admin", "oidc-keys", "rotate", "--alg", "ES256")
+		if code != 0 || !strings.Contains(out, "ES256") {
+			t.Fatalf("oidc-keys rotate = %d %q %q", code, out, errs)
+		}
+		fresh := newRPFor(t, srv, app)
+		fresh.verify(tok)
+		u, state, nonce, verifier = fresh.authURL()
+		newTok, _, _ := fresh.exchange(fresh.code(browser, u, state), verifier, nonce)
+		if alg := jwtAlg(t, newTok); alg != "ES256" {
+			t.Fatalf("after oidc-keys rotate the ID token is %s, want ES256", alg)
+		}
+
+		code, out, _ = runCLI(t, cfg, "", "admin", "oidc-client", "remove", added["client_id"])
+		if code != 0 || !strings.Contains(out, "removed") {
+			t.Fatalf("oidc-client remove = %d %q", code, out)
+		}
+		if _, err := fresh.refresh(newTok.RefreshToken); err == nil {
+			t.Fatal("a removed client's refresh token still works")
+		}
+		if _, err := fresh.provider.UserInfo(t.Context(), oauth2.StaticTokenSource(newTok)); err == nil {
+			t.Fatal("a removed client's access token still works")
+		}
+		if status, loc, _ := visit(t, browser, u); status != http.StatusBadRequest || loc != "" {
+			t.Fatalf("authorize for a removed client = %d %q, want the 400 page", status, loc)
+		}
+		if code, _, errs := runCLI(t, cfg, "", "admin", "oidc-client", "remove", added["client_id"]); code == 0 || !strings.Contains(errs, "no client") {
+			t.Fatalf("removing twice = %d %q", code, errs)
+		}
+		events, err := srv.App.Store.Events(t.Context(), 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range events {
+			names = append(names, e.Event)
+		}
+		for _, want := range []string{"oidc_client_added", "oidc_client_removed", "oidc_key_rotated"} {
+			if !slices.Contains(names, want) {
+				t.Fatalf("security log %v lacks %s", names, want)
+			}
+		}
+	})
+}
+
+// login2faNow signs in with the password and the app's code at the server's clock,
+// a step later than any code used before.
+func (s *testServer) login2faNow(t *testing.T, login, secret string) string {
+	t.Helper()
+	s.Clock.Advance(30 * time.Second)
+	r := s.mfa(t, s.pending(t, login), "code", totpNow(t, s, secret)).want(t, 200)
+	return r.str("session_token")
 }
