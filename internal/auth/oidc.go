@@ -198,10 +198,6 @@ func SessionAMR(s *Session) (amr []string, acr string) {
 	return amr, ACRMFA
 }
 
-// Now is the Service's clock at the stores' precision, for collaborators (the OpenID
-// Connect provider) whose expiries must agree with the sessions'.
-func (s *Service) Now() time.Time { return s.now() }
-
 // LogEvent writes one line of the security log for a collaborator of the Service (the
 // OpenID Connect provider: refused redirects, reused refresh tokens, clients added or
 // removed). A failure to write is logged, not returned.

@@ -115,7 +115,8 @@ func NewApp(ctx context.Context, cfg config.Config, logger *slog.Logger, clock f
 		return nil, err
 	}
 	h := server.New(server.Options{TrustedProxies: cfg.TrustedProxies, MaxBodyBytes: cfg.MaxBodyBytes,
-		SecureCookies: cfg.SecureCookies(), HashStats: hasher.Stats, SiteName: cfg.SiteName, PublicURL: cfg.PublicURL},
+		SecureCookies: cfg.SecureCookies(), HashStats: hasher.Stats, SiteName: cfg.SiteName, PublicURL: cfg.PublicURL,
+		CookieDomain: cfg.CookieDomain, ForwardAuthRules: cfg.ForwardAuthRules, ForwardAuthMFAMaxAge: cfg.ForwardAuthMFAMaxAge},
 		server.Deps{Service: svc, Logger: logger, Registry: reg, Metrics: metrics, OIDC: provider})
 	return &App{Config: cfg, Store: st, Service: svc, Hasher: hasher, Handler: h, Logger: logger, OIDC: provider}, nil
 }

@@ -501,7 +501,14 @@ func TestOIDCRefusals(t *testing.T) {
 		if !strings.HasPrefix(rd, srv.URL+"/oauth2/authorize?") {
 			t.Fatalf("sign-in return URL %q, want the authorize request on public-url", rd)
 		}
-		app.code(srv.browser(t, srv.login(t, "bob")), rd, state)
+		// The sign-in page itself brings the browser back to the request.
+		_, _, page := visit(t, signedOut, srv.URL+loc)
+		status, loc = oidcPost(t, signedOut, srv.URL+"/login", url.Values{"csrf_token": {oidcCSRF(t, page)},
+			"login": {"bob"}, "password": {testPassword}, "rd": {rd}}, "")
+		if status != http.StatusSeeOther || loc != rd {
+			t.Fatalf("signing in = %d %q, want back to %q", status, loc, rd)
+		}
+		app.code(signedOut, rd, state)
 
 		// prompt=login: a re-authentication, then back (and no loop after it).
 		u, state, _, _ = app.authURL(oauth2.SetAuthURLParam("prompt", "login"))
@@ -530,6 +537,9 @@ func TestOIDCRefusals(t *testing.T) {
 		status, loc, _ = visit(t, browser, u)
 		if status != http.StatusFound || !strings.HasPrefix(loc, "/step-up?rd=") {
 			t.Fatalf("MFA required without MFA = %d %q, want /step-up", status, loc)
+		}
+		if status, _, page := visit(t, browser, srv.URL+loc); status != 200 || !strings.Contains(page, "multiple-factor") {
+			t.Fatalf("the step-up page = %d %.300s", status, page)
 		}
 		lu, _ = url.Parse(loc)
 		rd = lu.Query().Get("rd")

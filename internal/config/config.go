@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/latchkey/latchkey/internal/authz"
 )
 
 // Config is the effective configuration of one process.
@@ -65,6 +67,15 @@ type Config struct {
 	OIDCAccessTokenTTL  time.Duration
 	OIDCIDTokenTTL      time.Duration
 	OIDCRefreshTokenTTL time.Duration
+	// CookieDomain is the parent domain the session cookie is sent to ("" : only
+	// public-url's host), in lower case without a leading dot.
+	CookieDomain string
+	// ForwardAuthRules give each host behind forward auth its policy; a host no rule
+	// matches is denied.
+	ForwardAuthRules authz.Rules
+	// ForwardAuthMFAMaxAge is how old a session's second factor may be on a two_factor
+	// host before the user is sent to step up (0: as old as the session).
+	ForwardAuthMFAMaxAge time.Duration
 }
 
 // Default returns the configuration with every default of SPEC §1 and §3.
@@ -116,7 +127,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	c := Default()
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var trusted, logLevel, argonMem, argonTime, argonThreads string
+	var trusted, logLevel, argonMem, argonTime, argonThreads, rules string
 	str := func(p *string, name, usage string) { fs.StringVar(p, name, *p, usage) }
 	integer := func(p *int, name, usage string) { fs.IntVar(p, name, *p, usage) }
 	dur := func(p *time.Duration, name, usage string) { fs.DurationVar(p, name, *p, usage) }
@@ -156,6 +167,9 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	dur(&c.OIDCAccessTokenTTL, "oidc-access-token-ttl", "lifetime of OpenID Connect access tokens")
 	dur(&c.OIDCIDTokenTTL, "oidc-id-token-ttl", "lifetime of OpenID Connect ID tokens (retired signing keys stay published this long)")
 	dur(&c.OIDCRefreshTokenTTL, "oidc-refresh-token-ttl", "lifetime of OpenID Connect refresh tokens (they also end with their session)")
+	str(&c.CookieDomain, "cookie-domain", "parent domain of the session cookie (example.com: every *.example.com host receives it); set it only if every host under it is trusted")
+	fs.StringVar(&rules, "forward-auth-rules", "", "comma-separated HOST=POLICY for forward auth, first match wins; HOST exact or *.domain; POLICY one_factor, two_factor or deny; unmatched hosts are denied")
+	dur(&c.ForwardAuthMFAMaxAge, "forward-auth-mfa-max-age", "on two_factor hosts, MFA older than this is sent to step up (0: as old as the session)")
 
 	if extra != nil {
 		extra(fs)
@@ -191,6 +205,9 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 		return c, nil, err
 	}
 	if c.TrustedProxies, err = ParseTrustedProxies(trusted); err != nil {
+		return c, nil, err
+	}
+	if c.ForwardAuthRules, err = authz.ParseRules(rules); err != nil {
 		return c, nil, err
 	}
 	if c.ArgonMemory, err = parseUint32("argon2-memory", argonMem); err != nil {
@@ -240,6 +257,16 @@ func (c *Config) Validate() error {
 	}
 	if c.MailFrom == "" {
 		c.MailFrom = "no-reply@" + u.Hostname()
+	}
+	if c.CookieDomain, err = authz.NormalizeDomain(c.CookieDomain); err != nil {
+		return err
+	}
+	if host := strings.ToLower(u.Hostname()); c.CookieDomain != "" && host != c.CookieDomain && !strings.HasSuffix(host, "."+c.CookieDomain) {
+		// A browser refuses a cookie whose domain does not contain the host setting it.
+		return fmt.Errorf("cookie-domain: public-url's host %s must be %s or a subdomain of it", host, c.CookieDomain)
+	}
+	if c.ForwardAuthMFAMaxAge < 0 {
+		return errors.New("forward-auth-mfa-max-age: must not be negative")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return errors.New("log-format: must be text or json")
@@ -325,10 +352,13 @@ func (c *Config) LogAttrs() []any {
 		"recovery_auto_approve_after", c.RecoveryAutoApproveAfter.String(),
 		"oidc_access_token_ttl", c.OIDCAccessTokenTTL.String(), "oidc_id_token_ttl", c.OIDCIDTokenTTL.String(),
 		"oidc_refresh_token_ttl", c.OIDCRefreshTokenTTL.String(),
+		"cookie_domain", c.CookieDomain, "forward_auth_rules", c.ForwardAuthRules.String(),
+		"forward_auth_mfa_max_age", c.ForwardAuthMFAMaxAge.String(),
 	}
 }
 
-// SecureCookies reports whether cookies must carry Secure and the __Host- prefix.
+// SecureCookies reports whether cookies must carry Secure and the __Host- prefix (the
+// session cookie takes __Secure- instead when cookie-domain is set).
 func (c *Config) SecureCookies() bool { return strings.HasPrefix(c.PublicURL, "https://") }
 
 // redactURL hides the password of a URL's user info.

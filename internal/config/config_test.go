@@ -73,6 +73,12 @@ func TestInvalid(t *testing.T) {
 		{"bad env value", nil, map[string]string{"LATCHKEY_TOTP_WINDOW": "many"}, "LATCHKEY_TOTP_WINDOW"},
 		{"unknown flag", []string{"--nope"}, nil, "nope"},
 		{"body cap", []string{"--max-body-bytes", "10"}, nil, "max-body-bytes"},
+		{"cookie domain tld", []string{"--public-url", "https://id.example.com", "--cookie-domain", "com"}, nil, "cookie-domain"},
+		{"cookie domain elsewhere", []string{"--public-url", "https://id.example.com", "--cookie-domain", "example.org"}, nil, "cookie-domain"},
+		{"rule without policy", []string{"--forward-auth-rules", "app.example.com"}, nil, "forward-auth-rules"},
+		{"rule with a bad policy", nil, map[string]string{"LATCHKEY_FORWARD_AUTH_RULES": "app.example.com=2fa"}, "forward-auth-rules"},
+		{"rule with a port", []string{"--forward-auth-rules", "app.example.com:443=deny"}, nil, "forward-auth-rules"},
+		{"negative mfa age", []string{"--forward-auth-mfa-max-age", "-1m"}, nil, "forward-auth-mfa-max-age"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,6 +104,26 @@ func TestLogAttrsRedact(t *testing.T) {
 	}
 	if !strings.Contains(line, "mail.example") || !strings.Contains(line, "LATCHKEY_SECRET_KEY") {
 		t.Errorf("LogAttrs lost the non-secret parts: %s", line)
+	}
+}
+
+func TestForwardAuthSettings(t *testing.T) {
+	e := env(map[string]string{"LATCHKEY_COOKIE_DOMAIN": ".Example.com", "LATCHKEY_FORWARD_AUTH_RULES": "grafana.example.com=two_factor,*.example.com=one_factor",
+		"LATCHKEY_FORWARD_AUTH_MFA_MAX_AGE": "12h", "LATCHKEY_PUBLIC_URL": "https://id.example.com"})
+	c, _, err := Load("serve", nil, e, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CookieDomain != "example.com" || c.ForwardAuthRules.String() != "grafana.example.com=two_factor,*.example.com=one_factor" ||
+		c.ForwardAuthMFAMaxAge != 12*time.Hour {
+		t.Fatalf("Load = cookie domain %q, rules %q, max age %v", c.CookieDomain, c.ForwardAuthRules, c.ForwardAuthMFAMaxAge)
+	}
+	if line := fmt.Sprint(c.LogAttrs()...); !strings.Contains(line, "forward_auth_rulesgrafana.example.com=two_factor") {
+		t.Errorf("LogAttrs misses the rules: %s", line)
+	}
+	d, _, err := Load("serve", nil, env(nil), io.Discard, nil)
+	if err != nil || d.CookieDomain != "" || len(d.ForwardAuthRules) != 0 || d.ForwardAuthMFAMaxAge != 0 {
+		t.Fatalf("defaults = %q, %v, %v, %v", d.CookieDomain, d.ForwardAuthRules, d.ForwardAuthMFAMaxAge, err)
 	}
 }
 

@@ -260,11 +260,10 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, q *request)
 		http.StatusFound)
 }
 
-// toSignIn sends a browser without a session to sign in, then back here. /login takes
-// the way back as rd (absolute, on public-url) and as next (a local path) alike.
+// toSignIn sends a browser without a session to sign in (password, then the code when
+// MFA is on), then back here: /login takes the way back as rd, absolute on public-url.
 func (p *Provider) toSignIn(w http.ResponseWriter, r *http.Request, q *request, now time.Time) {
-	cont := p.continuation(q, now)
-	http.Redirect(w, r, "/login?rd="+url.QueryEscape(cont)+"&next="+url.QueryEscape(localOf(cont)), http.StatusFound)
+	http.Redirect(w, r, "/login?rd="+url.QueryEscape(p.continuation(q, now)), http.StatusFound)
 }
 
 // continuation is the absolute URL that resumes the request, carrying a marker of

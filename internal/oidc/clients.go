@@ -2,6 +2,8 @@ package oidc
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -61,7 +63,9 @@ func AddClient(ctx context.Context, st auth.OIDCStore, ring *keys.Keyring, spec 
 			return "", "", err
 		}
 	}
-	c := &auth.OIDCClient{ID: randomID(16), Name: spec.Name, Public: spec.Public, RequireMFA: spec.RequireMFA,
+	// The id is hex: it is typed as a command-line argument, where a base64url id
+	// could start with "-" and be read as a flag.
+	c := &auth.OIDCClient{ID: randomHex(16), Name: spec.Name, Public: spec.Public, RequireMFA: spec.RequireMFA,
 		Consent: spec.Consent, RedirectURIs: spec.RedirectURIs, PostLogoutRedirectURIs: spec.PostLogoutRedirectURIs,
 		CreatedAt: now.UTC().Truncate(time.Microsecond)}
 	if !spec.Public {
@@ -77,6 +81,15 @@ func AddClient(ctx context.Context, st auth.OIDCStore, ring *keys.Keyring, spec 
 // RotateSigningKey makes a new key of alg sign from now on (the CLI's oidc-keys rotate).
 func RotateSigningKey(ctx context.Context, st auth.OIDCStore, ring *keys.Keyring, alg string, now time.Time) (string, error) {
 	return addKey(ctx, st, ring, alg, now.UTC().Truncate(time.Microsecond))
+}
+
+// randomHex returns n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("oidc: reading randomness: %v", err)) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b)
 }
 
 // clientSecretMAC is how a client secret is stored: HMAC-SHA256 under the secret key,

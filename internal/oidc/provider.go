@@ -179,7 +179,8 @@ func (p *Provider) Discovery(w http.ResponseWriter, r *http.Request) {
 }
 
 // now is the Service's clock, so that codes, tokens and sessions expire by one clock.
-func (p *Provider) now() time.Time { return p.svc.Now() }
+// It is truncated to the microsecond, the precision both stores keep.
+func (p *Provider) now() time.Time { return p.svc.Now().UTC().Truncate(time.Microsecond) }
 
 // logEvent writes a security-log row about the provider.
 func (p *Provider) logEvent(ctx context.Context, user auth.UserID, name, outcome, detail string) {

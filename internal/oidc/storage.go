@@ -279,6 +279,9 @@ func (s *storage) KeySet(ctx context.Context) ([]op.Key, error) {
 
 func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
 	c, err := s.p.store.OIDCClient(ctx, id)
+	if errors.Is(err, auth.ErrNotFound) {
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
+	}
 	if err != nil {
 		return nil, err
 	}

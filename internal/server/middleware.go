@@ -154,8 +154,14 @@ func bearer(r *http.Request) (string, bool) {
 // authenticate resolves the caller. An Authorization header always wins over the
 // cookie, and a bad one is never rescued by the cookie.
 func (s *Server) authenticate(next http.Handler) http.Handler {
-	cookie := web.CookieName(s.opts.SecureCookies)
+	cookie := web.CookieName(s.opts.SecureCookies, s.opts.CookieDomain)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isForwardAuth(r.URL.Path) {
+			// The forward-auth endpoints read the session cookie themselves, and only
+			// it: an Authorization header there belongs to the application.
+			next.ServeHTTP(w, r)
+			return
+		}
 		secret, hasHeader := bearer(r)
 		if !hasHeader {
 			if c, err := r.Cookie(cookie); err == nil {
@@ -187,9 +193,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 // API request must also declare a JSON body, which no cross-site form can send.
 func (s *Server) csrf(cop *http.CrossOriginProtection, next http.Handler) http.Handler {
 	protected := cop.Handler(next)
-	cookie := web.CookieName(s.opts.SecureCookies)
+	cookie := web.CookieName(s.opts.SecureCookies, s.opts.CookieDomain)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := bearer(r); ok || isProtocolPath(r.URL.Path) {
+		if _, ok := bearer(r); ok || isProtocolPath(r.URL.Path) || isForwardAuth(r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -217,6 +223,11 @@ func isProtocolPath(path string) bool {
 	}
 	return strings.HasPrefix(path, "/.well-known/")
 }
+
+// isForwardAuth reports whether path is a forward-auth endpoint. Proxies call them
+// with the browser's cookie and any method; they change no state, so they are exempt
+// from the cross-origin checks (SPEC §3).
+func isForwardAuth(path string) bool { return strings.HasPrefix(path, "/api/authz/") }
 
 func isUnsafe(method string) bool {
 	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions

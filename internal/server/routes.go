@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 
+	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/oidc"
 	"github.com/latchkey/latchkey/internal/web"
 )
@@ -11,7 +12,8 @@ import (
 // lists them in internal/web/web.go beside their handlers).
 func (s *Server) routes(mux *http.ServeMux) {
 	pages := web.New(s.svc, s.log, web.Options{SiteName: s.opts.SiteName, PublicURL: s.opts.PublicURL,
-		SecureCookies: s.opts.SecureCookies})
+		SecureCookies: s.opts.SecureCookies, CookieDomain: s.opts.CookieDomain,
+		MFAMaxAge: s.opts.ForwardAuthMFAMaxAge})
 	pages.Register(mux)
 	s.oidcRoutes(mux, pages)
 
@@ -47,8 +49,25 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/security-log", a.Authed(a.SecurityLog))
 	s.recoveryRoutes(mux)
 
+	s.forwardAuthRoutes(mux)
+
 	// Anything else under /api/ answers in JSON, not with an HTML 404.
 	mux.Handle("/api/", a.Serve(a.NotFound))
+}
+
+// forwardAuthRoutes mounts the endpoints reverse proxies ask, for any method.
+func (s *Server) forwardAuthRoutes(mux *http.ServeMux) {
+	fa, err := api.NewForwardAuth(s.svc, s.log, api.ForwardAuthOptions{PublicURL: s.opts.PublicURL,
+		CookieName: web.CookieName(s.opts.SecureCookies, s.opts.CookieDomain), CookieDomain: s.opts.CookieDomain,
+		Rules: s.opts.ForwardAuthRules, MFAMaxAge: s.opts.ForwardAuthMFAMaxAge})
+	if err != nil {
+		// config.Validate refuses such a public URL; a handler built without one
+		// (a unit test) has no applications to protect.
+		s.log.Warn("forward auth disabled", "err", err)
+		return
+	}
+	mux.HandleFunc("/api/authz/auth-request", fa.AuthRequest)
+	mux.HandleFunc("/api/authz/forward-auth", fa.Forward)
 }
 
 // recoveryRoutes lists the routes of SSH keys and recovery requests (issue 5).

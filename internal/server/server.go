@@ -15,6 +15,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/authz"
 	"github.com/latchkey/latchkey/internal/oidc"
 )
 
@@ -28,6 +29,11 @@ type Options struct {
 	// SiteName and PublicURL are shown and linked by the pages.
 	SiteName  string
 	PublicURL string
+	// CookieDomain, ForwardAuthRules and ForwardAuthMFAMaxAge are the forward-auth
+	// settings (see config.Config).
+	CookieDomain         string
+	ForwardAuthRules     authz.Rules
+	ForwardAuthMFAMaxAge time.Duration
 }
 
 // Deps are what the handler serves.

@@ -15,9 +15,12 @@ func signedIn(r *http.Request) bool {
 	return p != nil && p.Session != nil
 }
 
-// afterSignIn is where a completed sign-in lands: the page the user asked for, or the
-// authentication settings.
-func afterSignIn(next string) string {
+// afterSignIn is where a completed sign-in lands: the return URL (already checked by
+// returnTo), else the page the user asked for, else the authentication settings.
+func afterSignIn(next, rd string) string {
+	if rd != "" {
+		return rd
+	}
 	if n := localPath(next); n != "" && !strings.HasPrefix(n, "/login") && !strings.HasPrefix(n, "/signup") {
 		return n
 	}
@@ -58,7 +61,7 @@ func (h *Handler) signup(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) error {
 	if signedIn(r) {
-		redirect(w, r, afterSignIn(r.URL.Query().Get("next")))
+		redirect(w, r, afterSignIn(r.URL.Query().Get("next"), h.returnTo(r.URL.Query().Get("rd"))))
 		return nil
 	}
 	h.render(w, http.StatusOK, "login", h.newPage(w, r, "Sign in"))
@@ -69,6 +72,7 @@ func (h *Handler) loginForm(w http.ResponseWriter, r *http.Request) error {
 // short-lived cookie and the browser moves on to the code page.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	login, next := strings.TrimSpace(r.PostFormValue("login")), localPath(r.PostFormValue("next"))
+	rd := h.returnTo(r.PostFormValue("rd"))
 	res, err := h.svc.Login(r.Context(), client(r), login, r.PostFormValue("password"))
 	if err != nil {
 		pg := h.newPage(w, r, "Sign in")
@@ -77,15 +81,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	if res.Status == auth.StatusMFARequired {
 		h.setMFA(w, res.MFAToken.Reveal(), res.MFAExpiresIn)
-		to := "/login/mfa"
-		if next != "" {
-			to += "?next=" + url.QueryEscape(next)
-		}
-		redirect(w, r, to)
+		redirect(w, r, "/login/mfa"+carry(next, rd))
 		return nil
 	}
 	h.setSession(w, res.SessionToken.Reveal())
-	redirect(w, r, afterSignIn(next))
+	redirect(w, r, afterSignIn(next, rd))
 	return nil
 }
 
@@ -130,8 +130,13 @@ func (h *Handler) mfaForm(recovery bool) pageFunc {
 func (h *Handler) loginMFA(recovery bool) pageFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		token := cookieValue(r, h.mfaCookieName())
+		rd := h.returnTo(r.PostFormValue("rd"))
+		expired := "/login?done=mfa_expired"
+		if rd != "" {
+			expired += "&rd=" + url.QueryEscape(rd)
+		}
 		if token == "" {
-			redirect(w, r, "/login?done=mfa_expired")
+			redirect(w, r, expired)
 			return nil
 		}
 		code, rc, field, tmpl, title := r.PostFormValue("code"), "", "code", "login_mfa", "Two-step sign-in"
@@ -142,7 +147,7 @@ func (h *Handler) loginMFA(recovery bool) pageFunc {
 		if err != nil {
 			if e := auth.AsError(err); e != nil && e.Code == auth.ErrInvalidMFAToken.Code {
 				h.clearMFA(w)
-				redirect(w, r, "/login?done=mfa_expired")
+				redirect(w, r, expired)
 				return nil
 			}
 			pg := h.newPage(w, r, title)
@@ -154,11 +159,13 @@ func (h *Handler) loginMFA(recovery bool) pageFunc {
 			return h.formOrPage(w, err, tmpl, pg, field)
 		}
 		h.setSession(w, res.SessionToken.Reveal())
-		if res.RecoveryCodesRemaining != nil {
+		// After a recovery code the settings page says so and offers new codes; an
+		// application waiting for the user comes first (the owner is mailed anyway).
+		if res.RecoveryCodesRemaining != nil && rd == "" {
 			redirect(w, r, "/settings/authentication?done=recovery_used")
 			return nil
 		}
-		redirect(w, r, afterSignIn(r.PostFormValue("next")))
+		redirect(w, r, afterSignIn(r.PostFormValue("next"), rd))
 		return nil
 	}
 }
@@ -250,7 +257,7 @@ func (h *Handler) reauth(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		}
 		return h.formOrPage(w, err, "reauth", pg, field)
 	}
-	to := afterSignIn(r.PostFormValue("next"))
+	to := afterSignIn(r.PostFormValue("next"), "")
 	if !strings.Contains(to, "?") {
 		to += "?done=reauthenticated"
 	}

@@ -34,16 +34,30 @@ func (h *Handler) cookie(name, value string, maxAge int, sameSite http.SameSite)
 		Secure: h.opts.SecureCookies, SameSite: sameSite}
 }
 
+// sessionCookieName is the session cookie's name under this configuration.
+func (h *Handler) sessionCookieName() string {
+	return CookieName(h.opts.SecureCookies, h.opts.CookieDomain)
+}
+
+// sessionCookie is the session cookie; with cookie-domain set it goes to every host
+// under that domain, so that forward auth sees it on the applications' hosts. The
+// other cookies (pending sign-in, form token key) stay on Latchkey's own host.
+func (h *Handler) sessionCookie(value string, maxAge int) *http.Cookie {
+	c := h.cookie(h.sessionCookieName(), value, maxAge, http.SameSiteLaxMode)
+	c.Domain = h.opts.CookieDomain
+	return c
+}
+
 // setSession stores the session token: HttpOnly so no script can read it, Lax so a
 // link from another site still arrives signed in but a cross-site POST does not.
 func (h *Handler) setSession(w http.ResponseWriter, token string) {
 	maxAge := int(h.svc.Config().SessionMax / time.Second)
-	http.SetCookie(w, h.cookie(CookieName(h.opts.SecureCookies), token, maxAge, http.SameSiteLaxMode))
+	http.SetCookie(w, h.sessionCookie(token, maxAge))
 	h.clearMFA(w)
 }
 
 func (h *Handler) clearSession(w http.ResponseWriter) {
-	http.SetCookie(w, h.cookie(CookieName(h.opts.SecureCookies), "", -1, http.SameSiteLaxMode))
+	http.SetCookie(w, h.sessionCookie("", -1))
 }
 
 func (h *Handler) setMFA(w http.ResponseWriter, token string, ttl time.Duration) {
@@ -79,7 +93,7 @@ var errCSRF = auth.E(auth.KindForbidden, "invalid_csrf_token",
 // nor Origin.
 func (h *Handler) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	if p := auth.PrincipalFrom(r.Context()); p != nil && p.Session != nil {
-		if v := cookieValue(r, CookieName(h.opts.SecureCookies)); v != "" {
+		if v := cookieValue(r, h.sessionCookieName()); v != "" {
 			return formToken(v)
 		}
 	}
@@ -102,7 +116,7 @@ func (h *Handler) csrfToken(w http.ResponseWriter, r *http.Request) string {
 func (h *Handler) validCSRF(r *http.Request) bool {
 	got := []byte(r.PostFormValue("csrf_token"))
 	ok := false
-	for _, name := range []string{CookieName(h.opts.SecureCookies), h.preSessionCookieName()} {
+	for _, name := range []string{h.sessionCookieName(), h.preSessionCookieName()} {
 		if v := cookieValue(r, name); len(v) >= 32 {
 			if hmac.Equal(got, []byte(formToken(v))) {
 				ok = true

@@ -123,7 +123,7 @@ func (h *Handler) setupTOTP(w http.ResponseWriter, r *http.Request, p *auth.Prin
 	if _, err := h.svc.SetupTOTP(r.Context(), client(r), p); err != nil {
 		return err
 	}
-	redirect(w, r, "/settings/authentication#setup")
+	redirect(w, r, "/settings/authentication"+carry("", h.returnTo(r.PostFormValue("rd")))+"#setup")
 	return nil
 }
 

@@ -25,6 +25,7 @@ import (
 
 	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/authz"
 )
 
 //go:embed templates/*.html
@@ -34,9 +35,14 @@ var templateFS embed.FS
 var stylesheet []byte
 
 // CookieName returns the session cookie's name: with the __Host- prefix under https, so
-// that no subdomain or plain-http page can plant or overwrite it.
-func CookieName(secure bool) string {
-	if secure {
+// that no subdomain or plain-http page can plant or overwrite it. With a cookie domain
+// (shared with the applications behind forward auth) __Host- is impossible, since it
+// forbids a Domain attribute; __Secure- still keeps plain-http pages from setting it.
+func CookieName(secure bool, domain string) string {
+	switch {
+	case secure && domain != "":
+		return "__Secure-latchkey_session"
+	case secure:
 		return "__Host-latchkey_session"
 	}
 	return "latchkey_session"
@@ -47,6 +53,12 @@ type Options struct {
 	SiteName      string
 	PublicURL     string
 	SecureCookies bool
+	// CookieDomain, when set, is the parent domain the session cookie is sent to; its
+	// hosts are also where a return URL (rd) may lead.
+	CookieDomain string
+	// MFAMaxAge is how old a session's second factor may be before /step-up asks for
+	// it again (0: as old as the session), the same rule forward auth applies.
+	MFAMaxAge time.Duration
 }
 
 // Handler serves the pages.
@@ -58,6 +70,8 @@ type Handler struct {
 	// cssPath carries a hash of the stylesheet so it can be cached for a year and
 	// still change the moment a new binary ships.
 	cssPath string
+	// returns decides which absolute return URLs (rd) are followed; nil follows none.
+	returns *authz.ReturnURLs
 }
 
 // New returns the page handlers. It panics if an embedded template does not parse:
@@ -72,6 +86,13 @@ func New(svc *auth.Service, log *slog.Logger, opts Options) *Handler {
 	sum := sha256.Sum256(stylesheet)
 	h := &Handler{svc: svc, log: log, opts: opts, pages: map[string]*template.Template{},
 		cssPath: "/static/latchkey.css?v=" + hex.EncodeToString(sum[:6])}
+	if rs, err := authz.NewReturnURLs(opts.PublicURL, opts.CookieDomain); err == nil {
+		h.returns = rs
+	} else {
+		// The configuration was validated at start; a handler built without a
+		// public URL (a test) simply follows no absolute return URL.
+		log.Debug("return URLs disabled", "err", err)
+	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		panic(err)
@@ -105,6 +126,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("GET /login/recovery-code", h.serve(h.mfaForm(true)))
 	mux.Handle("POST /login/recovery-code", h.post(h.loginMFA(true)))
 	mux.Handle("POST /logout", h.post(h.logout))
+	mux.Handle("GET /step-up", h.serve(h.stepUpForm))
+	mux.Handle("POST /step-up", h.authedPost(h.stepUp))
 	mux.Handle("GET /password/forgot", h.serve(h.forgotForm))
 	mux.Handle("POST /password/forgot", h.post(h.forgot))
 	mux.Handle("GET /password/reset", h.serve(h.resetForm))
@@ -268,6 +291,10 @@ func nextQuery(r *http.Request) string {
 	}
 	if r.Method != http.MethodGet {
 		next = settingsPageOf(r.URL.Path)
+		// A form on the way back to another application keeps its destination.
+		if rd := r.PostFormValue("rd"); rd != "" {
+			next += "?rd=" + url.QueryEscape(rd)
+		}
 	}
 	if localPath(next) == "" || next == "/" {
 		return ""
@@ -329,18 +356,51 @@ type page struct {
 	Values     map[string]string // what the user typed, to fill the form again (never passwords)
 	RetryAfter string
 	Next       string
-	Data       any
+	// RD is where to go once this sign-in, step-up or set-up is done: a page of this
+	// site, or an allowed URL of another application (see returnTo). Forms carry it in
+	// a hidden field and links in the query.
+	RD   string
+	Data any
 }
 
 func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, title string) *page {
 	pg := &page{Title: title, Site: h.opts.SiteName, CSS: h.cssPath, Fields: map[string]string{},
-		Values: map[string]string{}, Next: localPath(r.FormValue("next"))}
+		Values: map[string]string{}, Next: localPath(r.FormValue("next")), RD: h.returnTo(r.FormValue("rd"))}
 	if p := auth.PrincipalFrom(r.Context()); p != nil && p.Session != nil {
 		pg.User = p.User
 	}
 	pg.CSRF = h.csrfToken(w, r)
 	pg.Flash = flashFor(r.URL.Query().Get("done"))
 	return pg
+}
+
+// Carry is the query that takes next and rd on to another step of the same flow
+// ("" when there is neither), for links between the sign-in pages.
+func (pg *page) Carry() string {
+	return carry(pg.Next, pg.RD)
+}
+
+func carry(next, rd string) string {
+	q := url.Values{}
+	if next != "" {
+		q.Set("next", next)
+	}
+	if rd != "" {
+		q.Set("rd", rd)
+	}
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
+}
+
+// ReturnHost names the application rd leads to, for the sentence that says where
+// the user goes next; "" for a page of this site.
+func (pg *page) ReturnHost() string {
+	if u, err := url.Parse(pg.RD); err == nil && u.IsAbs() {
+		return u.Hostname()
+	}
+	return ""
 }
 
 // formError puts a domain error on the form: per-field problems next to their fields,
