@@ -156,6 +156,10 @@ type OIDCStore interface {
 	// OIDCKeys returns every key not retired before retiredSince, newest first.
 	OIDCKeys(ctx context.Context, retiredSince time.Time) ([]OIDCKey, error)
 
+	// PurgeOIDC deletes tokens expired at now, and grants whose code expired and that
+	// have no token left, and returns how many rows went.
+	PurgeOIDC(ctx context.Context, now time.Time) (int64, error)
+
 	// OIDCSession returns the session with this ID and its user's current credentials
 	// epoch, or ErrNotFound: refresh tokens die with the session that granted them.
 	OIDCSession(ctx context.Context, id SessionID) (*Session, int64, error)

@@ -172,6 +172,11 @@ func (a *App) purgeLoop(ctx context.Context) {
 				a.Logger.Info("purged expired rows", "rows", n)
 			}
 			a.autoApproveRecovery(ctx)
+			if n, err := a.OIDC.Purge(ctx); err != nil {
+				a.Logger.Warn("purge oidc", "err", err)
+			} else if n > 0 {
+				a.Logger.Info("purged expired OpenID Connect tokens", "rows", n)
+			}
 		}
 	}
 }

@@ -401,6 +401,9 @@ func TestOIDCProvider(t *testing.T) {
 		srv.call(t, "GET", "/api/v1/me", session, nil).want(t, 401)
 		_, err = app.refresh(tok.RefreshToken)
 		wantGrantError(t, "refresh after the session ended", err, "invalid_grant")
+		if _, err := app.provider.UserInfo(t.Context(), oauth2.StaticTokenSource(tok)); err == nil {
+			t.Fatal("UserInfo with an access token of an ended session succeeded")
+		}
 
 		// An expired hint is accepted too (the user is signed out already here).
 		srv.Clock.Advance(time.Hour)
@@ -473,6 +476,7 @@ func TestOIDCRefusals(t *testing.T) {
 			q.Del("code_challenge_method")
 		}), state, "invalid_request")
 		pub.wantRedirectError(browser, withParams(t, u, func(q url.Values) { q.Set("code_challenge_method", "plain") }), state, "invalid_request")
+		pub.wantRedirectError(browser, withParams(t, u, func(q url.Values) { q.Set("code_challenge", "short") }), state, "invalid_request")
 		// Its loopback redirect may differ in port only.
 		loop := withParams(t, u, func(q url.Values) { q.Set("redirect_uri", "http://127.0.0.1:53219/callback") })
 		if status, loc, _ := visit(t, browser, loop); status != http.StatusFound || !strings.HasPrefix(loc, "http://127.0.0.1:53219/callback?code=") {
@@ -485,6 +489,23 @@ func TestOIDCRefusals(t *testing.T) {
 		pub.conf.ClientSecret = ""
 		u, state, nonce, verifier := pub.authURL()
 		pub.exchange(pub.code(browser, u, state), verifier, nonce)
+
+		// A cross-site POST of the request is answered as if nobody were signed in,
+		// even when the browser sends the cookie.
+		u, state, _, _ = app.authURL()
+		pu0, _ := url.Parse(u)
+		req, _ := http.NewRequest("POST", srv.URL+"/oauth2/authorize", strings.NewReader(pu0.RawQuery))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", "https://gitea.example.com")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		resp, err := browser.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "/login?rd=") {
+			t.Fatalf("cross-site POST to authorize = %d %q, want the sign-in page", resp.StatusCode, resp.Header.Get("Location"))
+		}
 
 		// prompt=none without a session: login_required, state echoed.
 		signedOut := srv.browser(t, "")

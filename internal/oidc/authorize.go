@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,9 @@ import (
 
 	"github.com/latchkey/latchkey/internal/auth"
 )
+
+// challengeFormat is RFC 7636 §4.2's code_challenge (an S256 one is 43 characters).
+var challengeFormat = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
 
 // codeTTL is how long an authorization code may wait for its exchange (SPEC §9.1).
 const codeTTL = 60 * time.Second
@@ -63,6 +67,7 @@ func parseRequest(form url.Values) *request {
 
 // Authorize serves GET and POST /oauth2/authorize by SPEC §9.1's table, in its order.
 func (p *Provider) Authorize(w http.ResponseWriter, r *http.Request) {
+	r = signedOutIfCrossSite(r)
 	if err := r.ParseForm(); err != nil {
 		p.pages.RenderError(w, r, http.StatusBadRequest, "That did not work", "The sign-in request could not be read.")
 		return
@@ -99,6 +104,21 @@ func (p *Provider) client(w http.ResponseWriter, r *http.Request, q *request) *a
 		return nil
 	}
 	return c
+}
+
+// signedOutIfCrossSite drops the session of a POST another site sent. SameSite=Lax
+// keeps the cookie off such requests anyway; this holds when a browser sends it all
+// the same (a same-site but cross-origin page), so a form on another site can never
+// act with the session: the request is answered as if nobody were signed in.
+func signedOutIfCrossSite(r *http.Request) *http.Request {
+	if r.Method != http.MethodPost {
+		return r
+	}
+	site := r.Header.Get("Sec-Fetch-Site")
+	if site == "" || site == "same-origin" || site == "none" {
+		return r
+	}
+	return r.WithContext(auth.WithPrincipal(r.Context(), nil))
 }
 
 func userOf(r *http.Request) auth.UserID {
@@ -167,6 +187,9 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request, q *request)
 		return
 	case q.challenge != "" && q.method != "S256", q.challenge == "" && q.method != "":
 		fail("invalid_request", "code_challenge_method must be S256")
+		return
+	case q.challenge != "" && !challengeFormat.MatchString(q.challenge):
+		fail("invalid_request", "code_challenge must be 43 to 128 characters of [A-Za-z0-9-._~]")
 		return
 	case c.Public && q.challenge == "":
 		// The library would refuse this only at the token endpoint, after the user

@@ -22,6 +22,7 @@ type logoutPage struct{ Done bool }
 // usable hint the user confirms on a page, so that no other site can sign them out
 // with a link. An unregistered URI gets a page, never a redirect.
 func (p *Provider) Logout(w http.ResponseWriter, r *http.Request) {
+	r = signedOutIfCrossSite(r)
 	if err := r.ParseForm(); err != nil {
 		p.pages.RenderError(w, r, http.StatusBadRequest, "That did not work", "The sign-out request could not be read.")
 		return

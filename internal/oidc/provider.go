@@ -187,6 +187,10 @@ func (p *Provider) logEvent(ctx context.Context, user auth.UserID, name, outcome
 	p.svc.LogEvent(ctx, user, auth.ClientFrom(ctx), name, outcome, detail)
 }
 
+// Purge deletes expired tokens and the grants nothing refers to any more; the
+// server's purge loop calls it. Correctness never depends on it.
+func (p *Provider) Purge(ctx context.Context) (int64, error) { return p.store.PurgeOIDC(ctx, p.now()) }
+
 // sessionAlive reports whether the session that granted something still stands:
 // not ended, not expired or idle, and not cut off by a credential change.
 func (p *Provider) sessionAlive(ctx context.Context, id auth.SessionID) (bool, error) {

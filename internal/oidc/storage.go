@@ -331,6 +331,10 @@ func (s *storage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo,
 		strconv.FormatInt(int64(t.UserID), 10) != subject {
 		return oidc.ErrAccessDenied().WithDescription("access token invalid or expired")
 	}
+	// An access token, like its family's refresh token, ends with the sign-in behind it.
+	if alive, err := s.p.sessionAlive(ctx, t.SessionID); err != nil || !alive {
+		return oidc.ErrAccessDenied().WithDescription("the sign-in behind the access token has ended")
+	}
 	return s.SetUserinfoFromScopes(ctx, info, subject, t.ClientID, t.Scopes)
 }
 

@@ -292,6 +292,25 @@ func (s *Store) OIDCKeys(ctx context.Context, retiredSince time.Time) ([]auth.OI
 	return out, mapErr("oidc keys", err)
 }
 
+// PurgeOIDC deletes expired tokens and the grants nothing refers to any more.
+func (s *Store) PurgeOIDC(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		n = 0
+		for _, q := range []string{`DELETE FROM oidc_tokens WHERE expires_at <= $1`,
+			`DELETE FROM oidc_grants WHERE expires_at <= $1 AND NOT EXISTS
+				(SELECT 1 FROM oidc_tokens t WHERE t.grant_id = oidc_grants.id)`} {
+			tag, err := tx.Exec(ctx, q, ts(now))
+			if err != nil {
+				return err
+			}
+			n += tag.RowsAffected()
+		}
+		return nil
+	})
+	return n, mapErr("purge oidc", err)
+}
+
 // OIDCSession returns the session and its user's current credentials epoch.
 func (s *Store) OIDCSession(ctx context.Context, id auth.SessionID) (*auth.Session, int64, error) {
 	var sess auth.Session

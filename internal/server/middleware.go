@@ -220,6 +220,10 @@ func isProtocolPath(path string) bool {
 	switch path {
 	case "/oauth2/token", "/oauth2/revoke", "/oauth2/userinfo", "/oauth2/keys":
 		return true
+	case "/oauth2/authorize", "/oauth2/logout":
+		// Relying parties may POST these from their own pages. The handlers treat a
+		// cross-site POST as signed out (SPEC §3), so no cookie acts through them.
+		return true
 	}
 	return strings.HasPrefix(path, "/.well-known/")
 }

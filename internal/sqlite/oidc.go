@@ -329,6 +329,29 @@ func (s *Store) OIDCKeys(ctx context.Context, retiredSince time.Time) ([]auth.OI
 	return out, mapErr("oidc keys", rows.Err())
 }
 
+// PurgeOIDC deletes expired tokens and the grants nothing refers to any more.
+func (s *Store) PurgeOIDC(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(tx *wtx) error {
+		n = 0
+		for _, q := range []string{`DELETE FROM oidc_tokens WHERE expires_at <= ?`,
+			`DELETE FROM oidc_grants WHERE expires_at <= ? AND NOT EXISTS
+				(SELECT 1 FROM oidc_tokens t WHERE t.grant_id = oidc_grants.id)`} {
+			res, err := tx.ExecContext(ctx, q, micros(now))
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += k
+		}
+		return nil
+	})
+	return n, mapErr("purge oidc", err)
+}
+
 // OIDCSession returns the session and its user's current credentials epoch.
 func (s *Store) OIDCSession(ctx context.Context, id auth.SessionID) (*auth.Session, int64, error) {
 	var sess auth.Session

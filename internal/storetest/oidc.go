@@ -209,6 +209,23 @@ func testOIDC(t *testing.T, st auth.Store) {
 	_, _, err = s.OIDCSession(ctx(t), sess.ID)
 	wantErr(t, "OIDCSession(ended)", err, auth.ErrNotFound)
 
+	// Purge: tokens past expiry go, and then the grants left without tokens.
+	noErr(t, "CreateOIDCGrant(purge)", s.CreateOIDCGrant(ctx(t), &auth.OIDCGrant{ID: "g-old", CodeHash: hash("code-old"),
+		ClientID: "cli", UserID: u.ID, SessionID: 1, CreatedAt: t0(), ExpiresAt: at(time.Minute)}))
+	noErr(t, "CreateOIDCTokens(purge)", s.CreateOIDCTokens(ctx(t), &auth.OIDCToken{ID: "t-old", Kind: auth.OIDCAccessToken,
+		GrantID: "g-old", ClientID: "cli", UserID: u.ID, CreatedAt: t0(), ExpiresAt: at(time.Hour)}))
+	if n, err := s.PurgeOIDC(ctx(t), at(30*time.Minute)); err != nil || n != 0 {
+		t.Fatalf("PurgeOIDC(before anything expired) = %d, %v; want 0", n, err)
+	}
+	if _, err := s.OIDCTokenByID(ctx(t), "t-old"); err != nil {
+		t.Fatalf("PurgeOIDC deleted a live token: %v", err)
+	}
+	if n, err := s.PurgeOIDC(ctx(t), at(48*time.Hour)); err != nil || n < 2 {
+		t.Fatalf("PurgeOIDC(later) = %d, %v; want the token and its grant at least", n, err)
+	}
+	_, _, err = s.RedeemOIDCCode(ctx(t), hash("code-old"), at(48*time.Hour))
+	wantErr(t, "RedeemOIDCCode(purged grant)", err, auth.ErrNotFound)
+
 	// Removing a client takes its grants, tokens and consents with it.
 	noErr(t, "SaveOIDCConsent(grafana)", s.SaveOIDCConsent(ctx(t), &auth.OIDCConsent{UserID: u.ID, ClientID: "grafana",
 		Scopes: []string{"openid"}, CreatedAt: at(time.Minute)}))
