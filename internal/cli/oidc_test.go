@@ -293,6 +293,13 @@ func TestOIDCProvider(t *testing.T) {
 		_, err = app.refresh(tok.RefreshToken)
 		wantGrantError(t, "refresh with a token of a reused code", err, "invalid_grant")
 
+		// A code waits 60 s at most.
+		u, state, _, verifier = app.authURL()
+		late := app.code(browser, u, state)
+		srv.Clock.Advance(61 * time.Second)
+		_, err = app.conf.Exchange(t.Context(), late, oauth2.VerifierOption(verifier))
+		wantGrantError(t, "Exchange after 61 s", err, "invalid_grant")
+
 		// Refresh tokens rotate; a used one presented again revokes the family.
 		u, state, nonce, verifier = app.authURL()
 		tok, _, _ = app.exchange(app.code(browser, u, state), verifier, nonce)
@@ -386,6 +393,11 @@ func TestOIDCProvider(t *testing.T) {
 		status, loc, body := visit(t, browser, srv.URL+"/oauth2/logout")
 		if status != 200 || loc != "" || !strings.Contains(body, "Sign out of") {
 			t.Fatalf("logout without a hint = %d %q, want the confirmation page", status, loc)
+		}
+		status, loc, body = visit(t, browser, srv.URL+"/oauth2/logout?"+url.Values{"id_token_hint": {raw + "x"},
+			"post_logout_redirect_uri": {"https://grafana.example.com/bye"}, "state": {"s0"}}.Encode())
+		if status != 200 || loc != "" || !strings.Contains(body, "Sign out of") {
+			t.Fatalf("logout with a forged hint = %d %q, want the confirmation page", status, loc)
 		}
 		status, loc, _ = visit(t, browser, srv.URL+"/oauth2/logout?"+url.Values{"id_token_hint": {raw},
 			"post_logout_redirect_uri": {"https://evil.example.com/"}, "state": {"s1"}}.Encode())
@@ -742,6 +754,15 @@ func TestOIDCAdminCLI(t *testing.T) {
 			t.Fatalf("after oidc-keys rotate the ID token is %s, want ES256", alg)
 		}
 
+		// The retired key stays published for oidc-id-token-ttl after its retirement.
+		if n := jwksKeys(t, srv); n != 2 {
+			t.Fatalf("JWKS right after rotation has %d keys, want 2", n)
+		}
+		srv.Clock.Advance(cfg.OIDCIDTokenTTL + time.Second)
+		if n := jwksKeys(t, srv); n != 1 {
+			t.Fatalf("JWKS after oidc-id-token-ttl has %d keys, want the signing key alone", n)
+		}
+
 		code, out, _ = runCLI(t, cfg, "", "admin", "oidc-client", "remove", added["client_id"])
 		if code != 0 || !strings.Contains(out, "removed") {
 			t.Fatalf("oidc-client remove = %d %q", code, out)
@@ -781,4 +802,12 @@ func (s *testServer) login2faNow(t *testing.T, login, secret string) string {
 	s.Clock.Advance(30 * time.Second)
 	r := s.mfa(t, s.pending(t, login), "code", totpNow(t, s, secret)).want(t, 200)
 	return r.str("session_token")
+}
+
+// jwksKeys counts the keys /oauth2/keys publishes.
+func jwksKeys(t *testing.T, srv *testServer) int {
+	t.Helper()
+	r := srv.call(t, "GET", "/oauth2/keys", "", nil).want(t, 200)
+	keys, _ := r.Body["keys"].([]any)
+	return len(keys)
 }

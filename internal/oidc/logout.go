@@ -70,6 +70,11 @@ func (p *Provider) Logout(w http.ResponseWriter, r *http.Request) {
 			claims = nil // a hint for another client names nobody here
 		}
 	}
+	if uri != "" && clientID == "" {
+		// Neither a usable hint nor client_id names the application, so nothing says
+		// where the URI belongs: it is not followed, and the user confirms on the page.
+		uri = ""
+	}
 	if uri != "" {
 		c, err := p.store.OIDCClient(r.Context(), clientID)
 		if err != nil || !slices.Contains(c.PostLogoutRedirectURIs, uri) {
