@@ -259,6 +259,12 @@ func TestOIDCProvider(t *testing.T) {
 			t.Fatalf("discovery = %v", disc)
 		}
 
+		// Any origin may read the protocol endpoints, never with credentials.
+		keys := srv.callWith(t, http.DefaultClient, "GET", "/oauth2/keys", "", nil, map[string]string{"Origin": "https://spa.example.com"}).want(t, 200)
+		if keys.Header.Get("Access-Control-Allow-Origin") != "*" || keys.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Fatalf("CORS headers of /oauth2/keys = %v", keys.Header)
+		}
+
 		// Code + PKCE; the ID token verifies through JWKS and says what SPEC says.
 		u, state, nonce, verifier := app.authURL()
 		code := app.code(browser, u, state)

@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/cors"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/latchkey/latchkey/internal/auth"
@@ -119,6 +120,13 @@ func New(ctx context.Context, svc *auth.Service, ring *keys.Keyring, log *slog.L
 			op.NewEndpoint(PathUserinfo[1:]), op.NewEndpoint(PathRevoke[1:]), op.NewEndpoint(PathLogout[1:]),
 			op.NewEndpoint(PathKeys[1:])),
 		op.WithCrypto(op.NewAES256GCMCrypto(cryptoKey, "1")),
+		// Browser-based public clients call the token, userinfo and revocation endpoints
+		// from their own origin, so any origin may read the answers; never with
+		// credentials (the library's default), because no endpoint here may act on the
+		// session cookie.
+		op.WithCORSOptions(&cors.Options{AllowedOrigins: []string{"*"},
+			AllowedMethods: []string{http.MethodGet, http.MethodPost},
+			AllowedHeaders: []string{"Authorization", "Content-Type", "Accept"}}),
 	}
 	if strings.HasPrefix(opts.Issuer, "http://") {
 		opOpts = append(opOpts, op.WithAllowInsecure())
