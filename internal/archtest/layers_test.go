@@ -19,14 +19,15 @@ const module = "github.com/latchkey/latchkey/"
 // neither. Keep it in step with docs/ARCHITECTURE.md; a package missing here fails
 // the test, so a new one gets its place on purpose.
 var layers = map[string]int{
-	"cmd/latchkey":       9,
-	"cmd/latchkey-bench": 9,
-	"internal/e2e":       9, // the end-to-end suite: tests only, from outside
-	"internal/bench":     8, // the development benchmark, beside the binary, never in it
-	"internal/cli":       7, // commands; wires stores, mail and server together
-	"internal/apptest":   7, // the same wiring, for the tests of auth, api, web and server
-	"internal/server":    6, // routes and middleware
-	"internal/sqlite":    6, // the stores implement auth.Store; only cli picks one
+	"cmd/latchkey":       10,
+	"cmd/latchkey-bench": 10,
+	"internal/e2e":       10, // the end-to-end suite: tests only, from outside
+	"internal/bench":     9,  // the development benchmark, beside the binary, never in it
+	"internal/cli":       8,  // commands; wires stores, mail and server together
+	"internal/apptest":   8,  // the same wiring, for the tests of auth, api, web and server
+	"internal/server":    7,  // routes and middleware
+	"internal/oidc":      6,  // the OpenID Connect provider: protocol glue over auth, rendered by web
+	"internal/sqlite":    6,  // the stores implement auth.Store; only cli picks one
 	"internal/postgres":  6,
 	"internal/storetest": 6, // the stores' conformance suite, run from their tests
 	"internal/web":       5, // the two surfaces, siblings

@@ -19,6 +19,7 @@ import (
 	"github.com/latchkey/latchkey/internal/config"
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/mail"
+	"github.com/latchkey/latchkey/internal/oidc"
 	"github.com/latchkey/latchkey/internal/password"
 	"github.com/latchkey/latchkey/internal/postgres"
 	"github.com/latchkey/latchkey/internal/server"
@@ -65,6 +66,7 @@ type App struct {
 	Hasher  *password.Hasher
 	Handler *server.Server
 	Logger  *slog.Logger
+	OIDC    *oidc.Provider
 }
 
 // NewApp builds everything from the configuration. clock may be nil (time.Now).
@@ -108,11 +110,17 @@ func NewApp(ctx context.Context, cfg config.Config, logger *slog.Logger, clock f
 		PendingLoginTTL: cfg.PendingLoginTTL, RecoveryAutoApproveAfter: cfg.RecoveryAutoApproveAfter,
 		SecurityLogRetention: cfg.SecurityLogRetention,
 	}, auth.Deps{Store: st, Hasher: hasher, Keys: ring, Mailer: mailer, Logger: logger, Clock: clock, Observe: metrics.Observe})
+	provider, err := oidc.New(ctx, svc, ring, logger, oidc.Options{Issuer: cfg.PublicURL,
+		AccessTokenTTL: cfg.OIDCAccessTokenTTL, IDTokenTTL: cfg.OIDCIDTokenTTL, RefreshTokenTTL: cfg.OIDCRefreshTokenTTL})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	h := server.New(server.Options{TrustedProxies: cfg.TrustedProxies, MaxBodyBytes: cfg.MaxBodyBytes,
 		SecureCookies: cfg.SecureCookies(), HashStats: hasher.Stats, SiteName: cfg.SiteName, PublicURL: cfg.PublicURL,
 		CookieDomain: cfg.CookieDomain, ForwardAuthRules: cfg.ForwardAuthRules, ForwardAuthMFAMaxAge: cfg.ForwardAuthMFAMaxAge},
-		server.Deps{Service: svc, Logger: logger, Registry: reg, Metrics: metrics})
-	return &App{Config: cfg, Store: st, Service: svc, Hasher: hasher, Handler: h, Logger: logger}, nil
+		server.Deps{Service: svc, Logger: logger, Registry: reg, Metrics: metrics, OIDC: provider})
+	return &App{Config: cfg, Store: st, Service: svc, Hasher: hasher, Handler: h, Logger: logger, OIDC: provider}, nil
 }
 
 // Close waits for queued mail and forgot-password work, writes the security log's
@@ -206,6 +214,11 @@ func (a *App) purgeLoop(ctx context.Context) {
 				a.Logger.Info("purged expired rows", "rows", n)
 			}
 			a.autoApproveRecovery(ctx)
+			if n, err := a.OIDC.Purge(ctx); err != nil {
+				a.Logger.Warn("purge oidc", "err", err)
+			} else if n > 0 {
+				a.Logger.Info("purged expired OpenID Connect tokens", "rows", n)
+			}
 		}
 	}
 }

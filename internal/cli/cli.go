@@ -33,6 +33,10 @@ Usage:
   latchkey admin recovery list [--status S]
   latchkey admin recovery approve --reason TEXT ID
   latchkey admin recovery deny --reason TEXT ID
+  latchkey admin oidc-client add --name N --redirect-uri U [--redirect-uri U2…]
+        [--post-logout-redirect-uri U…] [--public] [--require-mfa] [--consent]
+  latchkey admin oidc-client list | remove CLIENT_ID
+  latchkey admin oidc-keys rotate [--alg RS256|ES256]
 
 Every flag also reads LATCHKEY_<FLAG> (e.g. --database-url ↔ LATCHKEY_DATABASE_URL);
 flags win. 'latchkey serve -h' lists them all.
@@ -231,6 +235,10 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdin
 		})
 	case "recovery":
 		return adminRecovery(ctx, args, getenv, stdout, stderr)
+	case "oidc-client":
+		return adminOIDCClient(ctx, args, getenv, stdout, stderr)
+	case "oidc-keys":
+		return adminOIDCKeys(ctx, args, getenv, stdout, stderr)
 	case "outbox":
 		return withApp(ctx, "admin outbox", args, getenv, stderr, nil, func(app *App, rest []string) error {
 			msgs, err := app.Service.Outbox(ctx)
@@ -246,7 +254,7 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdin
 			return nil
 		})
 	default:
-		return fmt.Errorf("unknown admin command %q (try: create-user, users, grant-admin, reset-mfa, outbox)", cmd)
+		return fmt.Errorf("unknown admin command %q (try: create-user, users, grant-admin, reset-mfa, outbox, recovery, oidc-client, oidc-keys)", cmd)
 	}
 }
 

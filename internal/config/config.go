@@ -67,6 +67,11 @@ type Config struct {
 	MetricsAddr string
 	// SecurityLogRetention is how long security-log rows are kept; 0 keeps them.
 	SecurityLogRetention time.Duration
+	// OpenID Connect provider token lifetimes (SPEC §9); refresh tokens also die with
+	// the session that granted them.
+	OIDCAccessTokenTTL  time.Duration
+	OIDCIDTokenTTL      time.Duration
+	OIDCRefreshTokenTTL time.Duration
 	// CookieDomain is the parent domain the session cookie is sent to ("" : only
 	// public-url's host), in lower case without a leading dot.
 	CookieDomain string
@@ -112,6 +117,9 @@ func Default() Config {
 		ShutdownGrace:       10 * time.Second,
 
 		SecurityLogRetention: 400 * 24 * time.Hour,
+		OIDCAccessTokenTTL:  10 * time.Minute,
+		OIDCIDTokenTTL:      10 * time.Minute,
+		OIDCRefreshTokenTTL: 720 * time.Hour,
 	}
 }
 
@@ -167,6 +175,9 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	dur(&c.RecoveryAutoApproveAfter, "recovery-auto-approve-after", "approve a verified recovery request the owner did not cancel after this long (0: never)")
 	str(&c.MetricsAddr, "metrics-addr", "listen address of Prometheus /metrics (empty: off); never served on addr")
 	fs.Var((*days)(&c.SecurityLogRetention), "security-log-retention", "security-log rows older than this are purged daily, e.g. 400d or 720h (0: kept forever)")
+	dur(&c.OIDCAccessTokenTTL, "oidc-access-token-ttl", "lifetime of OpenID Connect access tokens")
+	dur(&c.OIDCIDTokenTTL, "oidc-id-token-ttl", "lifetime of OpenID Connect ID tokens (retired signing keys stay published this long)")
+	dur(&c.OIDCRefreshTokenTTL, "oidc-refresh-token-ttl", "lifetime of OpenID Connect refresh tokens (they also end with their session)")
 	str(&c.CookieDomain, "cookie-domain", "parent domain of the session cookie (example.com: every *.example.com host receives it); set it only if every host under it is trusted")
 	fs.StringVar(&rules, "forward-auth-rules", "", "comma-separated HOST=POLICY for forward auth, first match wins; HOST exact or *.domain; POLICY one_factor, two_factor or deny; unmatched hosts are denied")
 	dur(&c.ForwardAuthMFAMaxAge, "forward-auth-mfa-max-age", "on two_factor hosts, MFA older than this is sent to step up (0: as old as the session)")
@@ -289,7 +300,8 @@ func (c *Config) Validate() error {
 	}{{"mfa-lock", c.MFALock}, {"mfa-max-lock", c.MFAMaxLock}, {"password-lock", c.PasswordLock},
 		{"password-max-lock", c.PasswordMaxLock}, {"session-idle", c.SessionIdle}, {"session-max", c.SessionMax},
 		{"reauth-window", c.ReauthWindow}, {"pending-login-ttl", c.PendingLoginTTL}, {"hash-max-wait", c.HashMaxWait},
-		{"shutdown-grace", c.ShutdownGrace}} {
+		{"shutdown-grace", c.ShutdownGrace}, {"oidc-access-token-ttl", c.OIDCAccessTokenTTL},
+		{"oidc-id-token-ttl", c.OIDCIDTokenTTL}, {"oidc-refresh-token-ttl", c.OIDCRefreshTokenTTL}} {
 		if p.v <= 0 {
 			return fmt.Errorf("%s: must be a positive duration", p.name)
 		}
@@ -364,6 +376,8 @@ func (c *Config) LogAttrs() []any {
 		"reauth_window", c.ReauthWindow.String(), "hash_workers", c.HashWorkers,
 		"recovery_auto_approve_after", c.RecoveryAutoApproveAfter.String(),
 		"metrics_addr", c.MetricsAddr, "security_log_retention", (*days)(&c.SecurityLogRetention).String(),
+		"oidc_access_token_ttl", c.OIDCAccessTokenTTL.String(), "oidc_id_token_ttl", c.OIDCIDTokenTTL.String(),
+		"oidc_refresh_token_ttl", c.OIDCRefreshTokenTTL.String(),
 		"cookie_domain", c.CookieDomain, "forward_auth_rules", c.ForwardAuthRules.String(),
 		"forward_auth_mfa_max_age", c.ForwardAuthMFAMaxAge.String(),
 	}

@@ -209,7 +209,7 @@ func (s *Server) csrf(cop *http.CrossOriginProtection, next http.Handler) http.H
 	protected := cop.Handler(next)
 	cookie := web.CookieName(s.opts.SecureCookies, s.opts.CookieDomain)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := bearer(r); ok || isForwardAuth(r.URL.Path) {
+		if _, ok := bearer(r); ok || isProtocolPath(r.URL.Path) || isForwardAuth(r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -225,6 +225,21 @@ func (s *Server) csrf(cop *http.CrossOriginProtection, next http.Handler) http.H
 		}
 		protected.ServeHTTP(w, r)
 	})
+}
+
+// isProtocolPath reports whether path is an OpenID Connect endpoint that clients call
+// from anywhere (SPEC §3): none of them changes state through the cookie, so the
+// cross-origin check would only refuse legitimate clients.
+func isProtocolPath(path string) bool {
+	switch path {
+	case "/oauth2/token", "/oauth2/revoke", "/oauth2/userinfo", "/oauth2/keys":
+		return true
+	case "/oauth2/authorize", "/oauth2/logout":
+		// Relying parties may POST these from their own pages. The handlers treat a
+		// cross-site POST as signed out (SPEC §3), so no cookie acts through them.
+		return true
+	}
+	return strings.HasPrefix(path, "/.well-known/")
 }
 
 // isForwardAuth reports whether path is a forward-auth endpoint. Proxies call them

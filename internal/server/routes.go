@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/latchkey/latchkey/internal/api"
+	"github.com/latchkey/latchkey/internal/oidc"
 	"github.com/latchkey/latchkey/internal/web"
 )
 
@@ -16,6 +17,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	// public listener answers it with the 404 page like any unknown path.
 	s.pageRoutes(mux)
 	s.apiRoutes(mux)
+	s.oidcRoutes(mux)
 }
 
 // pageRoutes are the server-rendered pages (internal/web). Page forms post back with
@@ -137,4 +139,30 @@ func (s *Server) forwardAuthRoutes(mux *http.ServeMux) {
 	}
 	mux.HandleFunc("/api/authz/auth-request", fa.AuthRequest)
 	mux.HandleFunc("/api/authz/forward-auth", fa.Forward)
+}
+
+// oidcRoutes lists the OpenID Connect provider's routes (SPEC §9.1), when it runs.
+// Token, userinfo, revocation and keys are the library's handler; clients call them
+// from anywhere, so the CSRF check skips them (see isProtocolPath).
+func (s *Server) oidcRoutes(mux *http.ServeMux) {
+	pages := s.web
+	p := s.oidc
+	if p == nil {
+		return
+	}
+	p.UsePages(pages)
+	mux.HandleFunc("GET "+oidc.PathDiscovery, p.Discovery)
+	mux.HandleFunc("GET "+oidc.PathAuthorize, p.Authorize)
+	mux.HandleFunc("POST "+oidc.PathAuthorize, p.Authorize)
+	mux.HandleFunc("GET "+oidc.PathConsent, p.ConsentForm)
+	mux.HandleFunc("POST "+oidc.PathConsent, p.Consent)
+	mux.HandleFunc("GET "+oidc.PathLogout, p.Logout)
+	mux.HandleFunc("POST "+oidc.PathLogout, p.Logout)
+	mux.Handle("POST "+oidc.PathToken, p.Protocol())
+	mux.Handle("GET "+oidc.PathUserinfo, p.Protocol())
+	mux.Handle("POST "+oidc.PathUserinfo, p.Protocol())
+	mux.Handle("POST "+oidc.PathRevoke, p.Protocol())
+	mux.Handle("GET "+oidc.PathKeys, p.Protocol())
+	mux.Handle("GET /settings/apps", pages.Authed(p.Apps))
+	mux.Handle("POST /settings/apps/{client}/revoke", pages.AuthedPost(p.RevokeApp))
 }

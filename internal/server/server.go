@@ -17,6 +17,7 @@ import (
 	"github.com/latchkey/latchkey/internal/auth"
 	"github.com/latchkey/latchkey/internal/authz"
 	"github.com/latchkey/latchkey/internal/web"
+	"github.com/latchkey/latchkey/internal/oidc"
 )
 
 // Options configure the handler.
@@ -42,6 +43,7 @@ type Deps struct {
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // nil: a new one
 	Metrics  *Metrics             // nil: created on Registry
+	OIDC     *oidc.Provider       // nil: no OpenID Connect provider
 }
 
 // Server is the assembled handler with its metrics.
@@ -52,6 +54,7 @@ type Server struct {
 	api     *api.Handler
 	web     *web.Handler
 	metrics *Metrics
+	oidc    *oidc.Provider
 	reg     *prometheus.Registry
 	handler http.Handler
 }
@@ -73,7 +76,8 @@ func New(opts Options, d Deps) *Server {
 	s := &Server{opts: opts, svc: d.Service, log: d.Logger, api: api.New(d.Service, d.Logger), metrics: m, reg: reg,
 		web: web.New(d.Service, d.Logger, web.Options{SiteName: opts.SiteName, PublicURL: opts.PublicURL,
 			CookieDomain: opts.CookieDomain, MFAMaxAge: opts.ForwardAuthMFAMaxAge,
-			SecureCookies: opts.SecureCookies})}
+			SecureCookies: opts.SecureCookies}),
+		oidc: d.OIDC}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	s.handler = s.middleware(mux)
