@@ -22,7 +22,7 @@ func TestRoutes(t *testing.T) {
 		want         int
 	}{
 		{"GET", "/healthz", 200},
-		{"GET", "/metrics", 200},
+		{"GET", "/metrics", 404}, // only on metrics-addr
 		{"GET", "/static/latchkey.css", 200},
 		{"GET", "/", 303},
 		{"GET", "/signup", 200},
@@ -74,7 +74,12 @@ func TestRoutes(t *testing.T) {
 			t.Errorf("%s %s Content-Type = %q, want JSON", tt.method, tt.path, rec.Header().Get("Content-Type"))
 		}
 	}
-	metrics := e.Do("GET", "/metrics", nil).Body.String()
+	mrec := httptest.NewRecorder()
+	e.Handler.MetricsHandler().ServeHTTP(mrec, httptest.NewRequest("GET", "/metrics", nil))
+	if mrec.Code != 200 {
+		t.Fatalf("metrics listener: GET /metrics = %d, want 200", mrec.Code)
+	}
+	metrics := mrec.Body.String()
 	for _, route := range []string{`route="GET /api/v1/me"`, `route="GET /signup"`, `route="/api/"`} {
 		if !strings.Contains(metrics, route) {
 			t.Errorf("/metrics has no %s", route)
