@@ -670,9 +670,21 @@ func consentForm(t *testing.T, c *http.Client, u string) url.Values {
 		t.Fatalf("authorize = %d %q, want the consent page", status, loc)
 	}
 	base, _ := url.Parse(u)
-	status, _, page := visit(t, c, base.Scheme+"://"+base.Host+loc)
+	resp, err := c.Get(base.Scheme + "://" + base.Host + loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	status, page := resp.StatusCode, string(raw)
 	if status != 200 || !strings.Contains(page, "Allow") || !strings.Contains(page, "Deny") {
 		t.Fatalf("consent page = %d %.500s", status, page)
+	}
+	// Browsers apply form-action to the redirects after a submission: the page must
+	// allow the app's origin, and only it.
+	redirect, _ := url.Parse(base.Query().Get("redirect_uri"))
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' "+redirect.Scheme+"://"+redirect.Host+";") {
+		t.Fatalf("consent page CSP = %q, want form-action 'self' and the app's origin", csp)
 	}
 	m := requestField.FindStringSubmatch(page)
 	if m == nil {
