@@ -558,7 +558,13 @@ func TestOIDCRefusals(t *testing.T) {
 		lu, _ = url.Parse(loc)
 		next := lu.Query().Get("next")
 		srv.Clock.Advance(time.Second)
-		srv.call(t, "POST", "/api/v1/reauth", session, map[string]string{"password": testPassword}).want(t, 200)
+		// The re-authentication page itself brings the browser back to the request.
+		_, _, page = visit(t, browser, srv.URL+loc)
+		status, loc = oidcPost(t, browser, srv.URL+"/settings/reauth", url.Values{"csrf_token": {oidcCSRF(t, page)},
+			"password": {testPassword}, "next": {next}}, "")
+		if status != http.StatusSeeOther || loc != next {
+			t.Fatalf("re-authenticating = %d %q, want back to %q", status, loc, next)
+		}
 		app.code(browser, srv.URL+next, state)
 		// max_age older than the last sign-in: the same.
 		srv.Clock.Advance(time.Minute)
