@@ -299,6 +299,31 @@ func TestOIDCProvider(t *testing.T) {
 		_, err = app.refresh(tok.RefreshToken)
 		wantGrantError(t, "refresh with a token of a reused code", err, "invalid_grant")
 
+		// One code sent 8 times at once: exactly one exchange gets tokens.
+		u, state, _, verifier = app.authURL()
+		raced := app.code(browser, u, state)
+		counts := parallel(t, 8, func(int) int {
+			if _, err := app.conf.Exchange(t.Context(), raced, oauth2.VerifierOption(verifier)); err != nil {
+				return 400
+			}
+			return 200
+		})
+		if counts[200] != 1 || counts[400] != 7 {
+			t.Fatalf("8 parallel exchanges of one code: %v, want one success", counts)
+		}
+		// Likewise one refresh token used 8 times at once rotates once.
+		u, state, nonce, verifier = app.authURL()
+		tok, _, _ = app.exchange(app.code(browser, u, state), verifier, nonce)
+		counts = parallel(t, 8, func(int) int {
+			if _, err := app.refresh(tok.RefreshToken); err != nil {
+				return 400
+			}
+			return 200
+		})
+		if counts[200] != 1 {
+			t.Fatalf("8 parallel refreshes of one token: %v, want exactly one success", counts)
+		}
+
 		// A code waits 60 s at most.
 		u, state, _, verifier = app.authURL()
 		late := app.code(browser, u, state)
