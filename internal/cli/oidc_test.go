@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -18,11 +19,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/latchkey/latchkey/internal/auth"
 	lkoidc "github.com/latchkey/latchkey/internal/oidc"
+	"github.com/latchkey/latchkey/internal/storetest"
 	"github.com/latchkey/latchkey/internal/totp"
 )
 
@@ -859,4 +862,53 @@ func jwksKeys(t *testing.T, srv *testServer) int {
 	r := srv.call(t, "GET", "/oauth2/keys", "", nil).want(t, 200)
 	keys, _ := r.Body["keys"].([]any)
 	return len(keys)
+}
+
+// TestBrowserOIDCConsent walks a --consent application through the pages in a real
+// browser: sign in, the consent page, Allow, back at the application with a code (so
+// the page's Content-Security-Policy lets the redirect through), then /settings/apps
+// and Revoke.
+func TestBrowserOIDCConsent(t *testing.T) {
+	chromiumPath(t)
+	srv := startOIDCServer(t, "sqlite:"+storetest.SQLitePath(t))
+	landed := make(chan url.Values, 4)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		landed <- r.URL.Query()
+		_, _ = io.WriteString(w, "<!doctype html><title>Wiki</title><p>signed in")
+	}))
+	t.Cleanup(app.Close)
+	rp := newRP(t, srv, lkoidc.ClientSpec{Name: "Team wiki", Consent: true, RedirectURIs: []string{app.URL + "/cb"}})
+	srv.signup(t, "dora", "dora@example.com")
+
+	b := newTab(t, srv.URL)
+	b.signIn("dora")
+	u, state, _, _ := rp.authURL()
+	b.do(chromedp.Navigate(u))
+	if loc := b.location(); !strings.HasPrefix(loc, srv.URL+"/oauth2/consent?") {
+		t.Fatalf("authorize led to %s, want the consent page", loc)
+	}
+	if h := b.text("h1"); h != "Allow Team wiki to sign you in?" {
+		t.Fatalf("consent page heading = %q", h)
+	}
+	b.screenshot("oidc-consent")
+	b.submit(`button[value="allow"]`)
+	select {
+	case q := <-landed:
+		if q.Get("code") == "" || q.Get("state") != state || q.Get("iss") != srv.URL {
+			t.Fatalf("the application got %v, want a code, state and iss", q)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the browser never reached the application; it is at %s", b.location())
+	}
+
+	b.open("/settings/apps")
+	if !strings.Contains(b.text("main"), "Team wiki") {
+		t.Fatalf("/settings/apps = %q, want the application", b.text("main"))
+	}
+	b.screenshot("oidc-apps")
+	b.submit(`form[action$="/revoke"] button`)
+	b.wantPath("/settings/apps")
+	if txt := b.text("main"); !strings.Contains(txt, "No application has access") {
+		t.Fatalf("/settings/apps after Revoke = %q", txt)
+	}
 }
