@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -19,12 +20,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/latchkey/latchkey/internal/auth"
 	"github.com/latchkey/latchkey/internal/cli"
 	lkoidc "github.com/latchkey/latchkey/internal/oidc"
+	"github.com/latchkey/latchkey/internal/storetest"
 	"github.com/latchkey/latchkey/internal/totp"
 )
 
@@ -301,6 +304,31 @@ func TestOIDCProvider(t *testing.T) {
 		_, err = app.refresh(tok.RefreshToken)
 		wantGrantError(t, "refresh with a token of a reused code", err, "invalid_grant")
 
+		// One code sent 8 times at once: exactly one exchange gets tokens.
+		u, state, _, verifier = app.authURL()
+		raced := app.code(browser, u, state)
+		counts := parallel(t, 8, func(int) int {
+			if _, err := app.conf.Exchange(t.Context(), raced, oauth2.VerifierOption(verifier)); err != nil {
+				return 400
+			}
+			return 200
+		})
+		if counts[200] != 1 || counts[400] != 7 {
+			t.Fatalf("8 parallel exchanges of one code: %v, want one success", counts)
+		}
+		// Likewise one refresh token used 8 times at once rotates once.
+		u, state, nonce, verifier = app.authURL()
+		tok, _, _ = app.exchange(app.code(browser, u, state), verifier, nonce)
+		counts = parallel(t, 8, func(int) int {
+			if _, err := app.refresh(tok.RefreshToken); err != nil {
+				return 400
+			}
+			return 200
+		})
+		if counts[200] != 1 {
+			t.Fatalf("8 parallel refreshes of one token: %v, want exactly one success", counts)
+		}
+
 		// A code waits 60 s at most.
 		u, state, _, verifier = app.authURL()
 		late := app.code(browser, u, state)
@@ -560,7 +588,13 @@ func TestOIDCRefusals(t *testing.T) {
 		lu, _ = url.Parse(loc)
 		next := lu.Query().Get("next")
 		srv.Clock.Advance(time.Second)
-		srv.call(t, "POST", "/api/v1/reauth", session, map[string]string{"password": testPassword}).want(t, 200)
+		// The re-authentication page itself brings the browser back to the request.
+		_, _, page = visit(t, browser, srv.URL+loc)
+		status, loc = oidcPost(t, browser, srv.URL+"/settings/reauth", url.Values{"csrf_token": {oidcCSRF(t, page)},
+			"password": {testPassword}, "next": {next}}, "")
+		if status != http.StatusSeeOther || loc != next {
+			t.Fatalf("re-authenticating = %d %q, want back to %q", status, loc, next)
+		}
 		app.code(browser, srv.URL+next, state)
 		// max_age older than the last sign-in: the same.
 		srv.Clock.Advance(time.Minute)
@@ -672,9 +706,21 @@ func consentForm(t *testing.T, c *http.Client, u string) url.Values {
 		t.Fatalf("authorize = %d %q, want the consent page", status, loc)
 	}
 	base, _ := url.Parse(u)
-	status, _, page := visit(t, c, base.Scheme+"://"+base.Host+loc)
+	resp, err := c.Get(base.Scheme + "://" + base.Host + loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	status, page := resp.StatusCode, string(raw)
 	if status != 200 || !strings.Contains(page, "Allow") || !strings.Contains(page, "Deny") {
 		t.Fatalf("consent page = %d %.500s", status, page)
+	}
+	// Browsers apply form-action to the redirects after a submission: the page must
+	// allow the app's origin, and only it.
+	redirect, _ := url.Parse(base.Query().Get("redirect_uri"))
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' "+redirect.Scheme+"://"+redirect.Host+";") {
+		t.Fatalf("consent page CSP = %q, want form-action 'self' and the app's origin", csp)
 	}
 	m := requestField.FindStringSubmatch(page)
 	if m == nil {
@@ -818,4 +864,53 @@ func jwksKeys(t *testing.T, srv *testServer) int {
 	r := srv.call(t, "GET", "/oauth2/keys", "", nil).want(t, 200)
 	keys, _ := r.Body["keys"].([]any)
 	return len(keys)
+}
+
+// TestBrowserOIDCConsent walks a --consent application through the pages in a real
+// browser: sign in, the consent page, Allow, back at the application with a code (so
+// the page's Content-Security-Policy lets the redirect through), then /settings/apps
+// and Revoke.
+func TestBrowserOIDCConsent(t *testing.T) {
+	chromiumPath(t)
+	srv := startOIDCServer(t, "sqlite:"+storetest.SQLitePath(t))
+	landed := make(chan url.Values, 4)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		landed <- r.URL.Query()
+		_, _ = io.WriteString(w, "<!doctype html><title>Wiki</title><p>signed in")
+	}))
+	t.Cleanup(app.Close)
+	rp := newRP(t, srv, lkoidc.ClientSpec{Name: "Team wiki", Consent: true, RedirectURIs: []string{app.URL + "/cb"}})
+	srv.signup(t, "dora", "dora@example.com")
+
+	b := newTab(t, srv.URL)
+	b.signIn("dora")
+	u, state, _, _ := rp.authURL()
+	b.do(chromedp.Navigate(u))
+	if loc := b.location(); !strings.HasPrefix(loc, srv.URL+"/oauth2/consent?") {
+		t.Fatalf("authorize led to %s, want the consent page", loc)
+	}
+	if h := b.text("h1"); h != "Allow Team wiki to sign you in?" {
+		t.Fatalf("consent page heading = %q", h)
+	}
+	b.screenshot("oidc-consent")
+	b.submit(`button[value="allow"]`)
+	select {
+	case q := <-landed:
+		if q.Get("code") == "" || q.Get("state") != state || q.Get("iss") != srv.URL {
+			t.Fatalf("the application got %v, want a code, state and iss", q)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the browser never reached the application; it is at %s", b.location())
+	}
+
+	b.open("/settings/apps")
+	if !strings.Contains(b.text("main"), "Team wiki") {
+		t.Fatalf("/settings/apps = %q, want the application", b.text("main"))
+	}
+	b.screenshot("oidc-apps")
+	b.submit(`form[action$="/revoke"] button`)
+	b.wantPath("/settings/apps")
+	if txt := b.text("main"); !strings.Contains(txt, "No application has access") {
+		t.Fatalf("/settings/apps after Revoke = %q", txt)
+	}
 }

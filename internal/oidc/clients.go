@@ -78,11 +78,6 @@ func AddClient(ctx context.Context, st auth.OIDCStore, ring *keys.Keyring, spec 
 	return c.ID, secret, nil
 }
 
-// RotateSigningKey makes a new key of alg sign from now on (the CLI's oidc-keys rotate).
-func RotateSigningKey(ctx context.Context, st auth.OIDCStore, ring *keys.Keyring, alg string, now time.Time) (string, error) {
-	return addKey(ctx, st, ring, alg, now.UTC().Truncate(time.Microsecond))
-}
-
 // randomHex returns n random bytes in hex.
 func randomHex(n int) string {
 	b := make([]byte, n)
