@@ -629,7 +629,7 @@ func (s *Service) Purge(ctx context.Context) (int64, error) {
 	now := s.now()
 	n, err := s.store.Purge(ctx, PurgeBefore{Now: now, IdleBefore: now.Add(-s.cfg.SessionIdle),
 		StaleAttemptsBefore: now.Add(-max(s.cfg.IPLimit.ResetAfter, s.cfg.IPLimit.MaxLock, time.Hour)),
-		AttemptScopes:       []string{scopeIP, scopeSignupIP, scopeResetIP, scopeForgotIP, scopeResetTo}})
+		AttemptScopes:       []string{scopeIP, scopeSignupIP, scopeResetIP, scopeForgotIP, scopeResetTo, scopeRecovery}})
 	if err != nil {
 		return n, fmt.Errorf("purging expired rows: %w", err)
 	}

@@ -352,13 +352,15 @@ func passwordKey(u UserID) AttemptKey {
 	return AttemptKey{Scope: "pw-account", Key: strconv.FormatInt(int64(u), 10)}
 }
 
-// Scopes of the per-address counters, which Purge forgets once stale.
+// Scopes of the counters Purge forgets once stale: per address, per reset mail, and
+// per recovery request (a request lives 15 minutes).
 const (
 	scopeIP       = "pw-ip"
 	scopeSignupIP = "signup-ip"
 	scopeResetIP  = "reset-ip"
 	scopeForgotIP = "forgot-ip"
 	scopeResetTo  = "reset-mail"
+	scopeRecovery = "recovery"
 )
 
 // addressKey is the counter of a client address: IPv4 as it is, IPv6 grouped per /64

@@ -158,7 +158,11 @@ func TestParallelRightPasswords(t *testing.T) {
 			wg.Wait()
 			close(errs)
 			for err := range errs {
-				t.Errorf("a right password among 16 at once: %v", err)
+				// Overloaded only when a wait for a slot ran past SlotWait (a slow
+				// machine); never RateLimited.
+				if e := auth.AsError(err); e == nil || e.Kind != auth.KindOverloaded {
+					t.Errorf("a right password among 16 at once: %v", err)
+				}
 			}
 			if a := counter(t, st, auth.AttemptKey{Scope: "pw-account", Key: fmt.Sprint(int64(u.ID))}); a.Failures != 0 || a.InFlight != 0 {
 				t.Fatalf("counter after the successes = %+v, want reset", a)

@@ -159,8 +159,10 @@ func TestParallelSignInsOneAccount(t *testing.T) {
 				rawPost(c, s.URL+"/api/v1/login", map[string]string{"login": "ci", "password": "wrong password"}, "")
 			}
 			counts := parallel(t, 8, func(int) int { return rawPost(c, s.URL+"/api/v1/login", right, "") })
-			if counts[200] != 8 {
-				t.Fatalf("8 right passwords at once after %d failures: %v, want 8 × 200", prior, counts)
+			// 503 only when the machine hashes so slowly that a wait for a slot runs
+			// past 2 s; never 429.
+			if counts[429] != 0 || counts[200] == 0 || counts[200]+counts[503] != 8 {
+				t.Fatalf("8 right passwords at once after %d failures: %v, want 200 (or 503), never 429", prior, counts)
 			}
 		}
 		counts := parallel(t, 40, func(int) int {
