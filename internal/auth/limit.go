@@ -132,6 +132,9 @@ func (p LimitPolicy) Apply(prev AttemptState, op LimitOp, now time.Time) (next A
 		}
 		st.InFlight++
 		st.InFlightUntil = maxTime(st.InFlightUntil, now.Add(SlotLease))
+		// Touched, so Purge (which forgets counters by their last update) never
+		// forgets one whose slot is in flight.
+		st.UpdatedAt = maxTime(st.UpdatedAt, now)
 	case OpCount:
 		if locked {
 			return prev, false, Decision{LockedUntil: st.LockedUntil}
