@@ -309,9 +309,10 @@ func (sl *slot) step(op LimitOp, d *Decision) AttemptStep {
 	return sl.s.limitStep(sl.key, sl.p, op, sl.s.now(), d)
 }
 
-// settle applies op to the slot in its own committed write.
+// settle applies op to the slot in its own committed write, even when the request's
+// context has ended: an outcome known is recorded whatever the client does.
 func (sl *slot) settle(ctx context.Context, op LimitOp) (Decision, AttemptState, error) {
-	d, st, err := sl.s.limit(ctx, sl.key, sl.p, op)
+	d, st, err := sl.s.limit(context.WithoutCancel(ctx), sl.key, sl.p, op)
 	if err == nil {
 		sl.settled = true
 	}
@@ -338,7 +339,7 @@ func (sl *slot) release(ctx context.Context) {
 	if sl == nil || sl.settled {
 		return
 	}
-	if _, _, err := sl.settle(context.WithoutCancel(ctx), OpRefund); err != nil {
+	if _, _, err := sl.settle(ctx, OpRefund); err != nil {
 		sl.s.log.Error("giving back an attempt", "scope", sl.key.Scope, "err", err)
 	}
 }

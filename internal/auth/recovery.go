@@ -205,7 +205,7 @@ func (s *Service) VerifyRecovery(ctx context.Context, c Client, id RecoveryReque
 		return nil, err
 	}
 	if why != "" {
-		d, _, err := sl.fail(context.WithoutCancel(ctx))
+		d, _, err := sl.fail(ctx)
 		if err != nil {
 			return nil, err
 		}
