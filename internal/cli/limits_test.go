@@ -171,7 +171,8 @@ func TestParallelSignInsOneAccount(t *testing.T) {
 		if counts[401] > 5 || counts[401]+counts[429]+counts[503] != 40 {
 			t.Fatalf("40 wrong passwords at once: %v, want at most 5 × 401", counts)
 		}
-		if st := rawPost(c, s.URL+"/api/v1/login", right, ""); st != 429 {
+		// Locked once 5 were checked (fewer when the others' waits ran out first).
+		if st := rawPost(c, s.URL+"/api/v1/login", right, ""); counts[401] == 5 && st != 429 {
 			t.Fatalf("the right password after the lock = %d, want 429", st)
 		}
 	})
@@ -192,8 +193,9 @@ func TestParallelWrongCodes(t *testing.T) {
 		counts := parallel(t, 40, func(i int) int {
 			return rawPost(c, s.URL+"/api/v1/login/mfa", map[string]string{"mfa_token": tokens[i%len(tokens)], "code": fmt.Sprintf("%06d", 100000+i)}, "")
 		})
-		if counts[401] > 5 || counts[401]+counts[429] != 40 {
-			t.Fatalf("40 wrong codes at once: %v, want at most 5 × 401 and the rest 429", counts)
+		// 503: a wait for a slot ran past 2 s on a slow machine, evaluating nothing.
+		if counts[401] > 5 || counts[401]+counts[429]+counts[503] != 40 {
+			t.Fatalf("40 wrong codes at once: %v, want at most 5 × 401 and the rest 429 or 503", counts)
 		}
 	})
 }
