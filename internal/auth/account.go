@@ -455,13 +455,13 @@ func (s *Service) ChangePassword(ctx context.Context, c Client, p *Principal, cu
 		return s.hashError(err)
 	}
 	if !ok {
-		if _, _, err := sl.fail(context.WithoutCancel(ctx)); err != nil {
+		if _, _, err := sl.fail(ctx); err != nil {
 			return err
 		}
 		s.event(ctx, p.User.ID, c, "password_change", "failure", "")
 		return InvalidInput(map[string]string{"current_password": "is incorrect"})
 	}
-	if err := sl.succeed(context.WithoutCancel(ctx)); err != nil {
+	if err := sl.succeed(ctx); err != nil {
 		return err
 	}
 	hash, err := s.hasher.Hash(ctx, next)
@@ -585,7 +585,7 @@ func (s *Service) ResetPassword(ctx context.Context, c Client, token, next strin
 	}
 	uid, err := s.store.ResetPassword(ctx, hashToken(token), hash, s.now())
 	if errors.Is(err, ErrNotFound) {
-		if _, _, err := sl.fail(context.WithoutCancel(ctx)); err != nil {
+		if _, _, err := sl.fail(ctx); err != nil {
 			return err
 		}
 		s.event(ctx, 0, c, "password_reset", "invalid_token", "")
@@ -594,7 +594,7 @@ func (s *Service) ResetPassword(ctx context.Context, c Client, token, next strin
 	if err != nil {
 		return fmt.Errorf("resetting password: %w", err)
 	}
-	if err := sl.succeed(context.WithoutCancel(ctx)); err != nil {
+	if err := sl.succeed(ctx); err != nil {
 		return err
 	}
 	s.event(ctx, uid, c, "password_reset", "success", "")
@@ -632,7 +632,7 @@ func (s *Service) Purge(ctx context.Context) (int64, error) {
 	now := s.now()
 	n, err := s.store.Purge(ctx, PurgeBefore{Now: now, IdleBefore: now.Add(-s.cfg.SessionIdle),
 		StaleAttemptsBefore: now.Add(-max(s.cfg.IPLimit.ResetAfter, s.cfg.IPLimit.MaxLock, time.Hour)),
-		AttemptScopes:       []string{scopeIP, scopeSignupIP, scopeResetIP, scopeForgotIP, scopeResetTo}})
+		AttemptScopes:       []string{scopeIP, scopeSignupIP, scopeResetIP, scopeForgotIP, scopeResetTo, scopeRecovery}})
 	if err != nil {
 		return n, fmt.Errorf("purging expired rows: %w", err)
 	}

@@ -132,6 +132,9 @@ func (p LimitPolicy) Apply(prev AttemptState, op LimitOp, now time.Time) (next A
 		}
 		st.InFlight++
 		st.InFlightUntil = maxTime(st.InFlightUntil, now.Add(SlotLease))
+		// Touched, so Purge (which forgets counters by their last update) never
+		// forgets one whose slot is in flight.
+		st.UpdatedAt = maxTime(st.UpdatedAt, now)
 	case OpCount:
 		if locked {
 			return prev, false, Decision{LockedUntil: st.LockedUntil}
@@ -306,9 +309,10 @@ func (sl *slot) step(op LimitOp, d *Decision) AttemptStep {
 	return sl.s.limitStep(sl.key, sl.p, op, sl.s.now(), d)
 }
 
-// settle applies op to the slot in its own committed write.
+// settle applies op to the slot in its own committed write, even when the request's
+// context has ended: an outcome known is recorded whatever the client does.
 func (sl *slot) settle(ctx context.Context, op LimitOp) (Decision, AttemptState, error) {
-	d, st, err := sl.s.limit(ctx, sl.key, sl.p, op)
+	d, st, err := sl.s.limit(context.WithoutCancel(ctx), sl.key, sl.p, op)
 	if err == nil {
 		sl.settled = true
 	}
@@ -335,7 +339,7 @@ func (sl *slot) release(ctx context.Context) {
 	if sl == nil || sl.settled {
 		return
 	}
-	if _, _, err := sl.settle(context.WithoutCancel(ctx), OpRefund); err != nil {
+	if _, _, err := sl.settle(ctx, OpRefund); err != nil {
 		sl.s.log.Error("giving back an attempt", "scope", sl.key.Scope, "err", err)
 	}
 }
@@ -352,13 +356,15 @@ func passwordKey(u UserID) AttemptKey {
 	return AttemptKey{Scope: "pw-account", Key: strconv.FormatInt(int64(u), 10)}
 }
 
-// Scopes of the per-address counters, which Purge forgets once stale.
+// Scopes of the counters Purge forgets once stale: per address, per reset mail, and
+// per recovery request (a request lives 15 minutes).
 const (
 	scopeIP       = "pw-ip"
 	scopeSignupIP = "signup-ip"
 	scopeResetIP  = "reset-ip"
 	scopeForgotIP = "forgot-ip"
 	scopeResetTo  = "reset-mail"
+	scopeRecovery = "recovery"
 )
 
 // addressKey is the counter of a client address: IPv4 as it is, IPv6 grouped per /64

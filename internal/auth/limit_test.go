@@ -199,3 +199,13 @@ func TestAddressGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestAcquireTouchesTheCounter: a slot marks its counter as updated, so Purge, which
+// forgets counters by their last update, never forgets one with a slot in flight.
+func TestAcquireTouchesTheCounter(t *testing.T) {
+	p := LimitPolicy{MaxFailures: 5, BaseLock: time.Minute, MaxLock: time.Hour}
+	next, write, d := p.Apply(AttemptState{}, OpAcquire, limitT0)
+	if !d.Allowed || !write || !next.UpdatedAt.Equal(limitT0) {
+		t.Fatalf("Apply(acquire) = %+v, %v, %+v; want a write updated at %v", next, write, d, limitT0)
+	}
+}

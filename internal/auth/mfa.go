@@ -278,7 +278,7 @@ func (s *Service) checkSecondFactor(ctx context.Context, c Client, u *User, cred
 // secondFactorFailed settles sl as a failure, logs the wrong factor, mails the owner
 // when it locked the account, and returns ErrInvalidCode.
 func (s *Service) secondFactorFailed(ctx context.Context, c Client, u *User, sl *slot, method, purpose string) error {
-	d, st, err := sl.fail(context.WithoutCancel(ctx))
+	d, st, err := sl.fail(ctx)
 	if err != nil {
 		return err
 	}
@@ -454,13 +454,13 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 		return time.Time{}, s.hashError(err)
 	}
 	if !ok {
-		if _, _, err := pwSlot.fail(context.WithoutCancel(ctx)); err != nil {
+		if _, _, err := pwSlot.fail(ctx); err != nil {
 			return time.Time{}, err
 		}
 		s.event(ctx, p.User.ID, c, "reauth", "failure", "password")
 		return time.Time{}, ErrInvalidCredentials
 	}
-	if err := pwSlot.succeed(context.WithoutCancel(ctx)); err != nil {
+	if err := pwSlot.succeed(ctx); err != nil {
 		return time.Time{}, err
 	}
 	mfaMethod := ""
@@ -478,7 +478,7 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 		if !won {
 			return time.Time{}, s.secondFactorFailed(ctx, c, p.User, sl, f.method, "reauth")
 		}
-		if err := sl.succeed(context.WithoutCancel(ctx)); err != nil {
+		if err := sl.succeed(ctx); err != nil {
 			return time.Time{}, err
 		}
 		mfaMethod = f.method

@@ -155,10 +155,11 @@ func (s *Service) OpenRecovery(ctx context.Context, c Client, login string) (*Re
 // over the challenge (namespace latchkey-recovery, by one of the account's SSH keys)
 // or a live personal access token of the account.
 //
-// Each attempt is counted before it is checked, in its own committed write, so
-// parallel guesses cannot exceed RecoveryMaxFailures; a failure leaves the challenge
-// valid, and the failure that reaches the limit closes the request (429, and 429 for
-// every later call). Marking the request verified is one conditional update, so of
+// Each attempt takes a slot on the request's counter before it is checked (the one
+// attempt limiter), so parallel guesses cannot exceed RecoveryMaxFailures, and an
+// attempt whose check never ran gives it back; a failure leaves the challenge valid,
+// and the failure that reaches the limit closes the request (429, and 429 for every
+// later call). Marking the request verified is one conditional update, so of
 // any number of parallel verifications exactly one succeeds; the request is then used
 // up. Unknown, expired, used, cancelled or decided requests all answer
 // ErrVerificationFailed; the precise reason goes to the log only.
@@ -174,7 +175,7 @@ func (s *Service) VerifyRecovery(ctx context.Context, c Client, id RecoveryReque
 	if !validRequestID(id) {
 		return fail(0, "malformed request id")
 	}
-	r, err := s.store.RecoveryRequest(ctx, id)
+	r, err := s.recoveryRequest(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return fail(0, "unknown request")
 	}
@@ -185,27 +186,33 @@ func (s *Service) VerifyRecovery(ctx context.Context, c Client, id RecoveryReque
 	if closedByFailures(r) {
 		return nil, RecoveryClosedError(RecoveryWindow)
 	}
-	counted, err := s.store.CountRecoveryAttempt(ctx, id, RecoveryMaxFailures, now)
-	if err != nil {
-		return nil, fmt.Errorf("counting recovery attempt: %w", err)
+	if st := displayStatus(r, now); st != RecoveryPending {
+		return fail(r.UserID, fmt.Sprintf("request is %s", st))
 	}
-	if !counted {
-		// Parallel attempts may have used up the count since the read above.
-		if r2, err := s.store.RecoveryRequest(ctx, id); err == nil && closedByFailures(r2) {
+	// Counted first, on the request's own counter: a slot before the proof is checked,
+	// given back if the check never runs.
+	sl, err := s.acquire(ctx, recoveryKey(id), recoveryLimit)
+	if err != nil {
+		if e := AsError(err); e != nil && e.Kind == KindRateLimited {
 			return nil, RecoveryClosedError(RecoveryWindow)
 		}
-		return fail(r.UserID, fmt.Sprintf("request is %s", displayStatus(r, now)))
+		return nil, err
 	}
+	defer sl.release(ctx)
 
 	ev, why, err := s.checkRecoveryProof(ctx, r, signature, token, now)
 	if err != nil {
 		return nil, err
 	}
 	if why != "" {
+		d, _, err := sl.fail(ctx)
+		if err != nil {
+			return nil, err
+		}
 		s.event(ctx, r.UserID, c, "recovery_verify", "failure", why)
 		s.log.Info("recovery verification failed", "request", string(id), "reason", why)
-		// Only the attempt whose count reached the limit sees failures == max here.
-		if cur, err := s.store.RecoveryRequest(ctx, id); err == nil && cur.Status == RecoveryPending && cur.Failures >= RecoveryMaxFailures {
+		// The failure that reached the limit closes the request.
+		if d.Locked {
 			if closed, err := s.store.SetRecoveryStatus(ctx, id, []string{RecoveryPending}, RecoveryClosed, now,
 				fmt.Sprintf("%d failed verifications", RecoveryMaxFailures)); err != nil {
 				return nil, fmt.Errorf("closing recovery request: %w", err)
@@ -216,13 +223,15 @@ func (s *Service) VerifyRecovery(ctx context.Context, c Client, id RecoveryReque
 		}
 		return nil, ErrVerificationFailed
 	}
-	won, err := s.store.VerifyRecoveryRequest(ctx, id, ev.RecoveryEvidence, RecoveryMaxFailures, now)
+	won, err := s.store.VerifyRecoveryRequest(ctx, id, ev.RecoveryEvidence, now)
 	if err != nil {
 		return nil, fmt.Errorf("marking recovery request verified: %w", err)
 	}
 	if !won {
 		return fail(r.UserID, "lost the race: request already verified, closed or expired")
 	}
+	// The slot goes back (deferred) without resetting the counter: the request is used
+	// up, and its earlier failures are evidence for the operator.
 	if ev.keyID != 0 {
 		if err := s.store.TouchSSHKey(ctx, ev.keyID, now); err != nil {
 			s.log.Warn("touching ssh key", "err", err)
@@ -251,6 +260,38 @@ func (s *Service) VerifyRecovery(ctx context.Context, c Client, id RecoveryReque
 			u.Username, r.IP, detail, c.IP, next, s.cancelLink(r.ID))
 	}
 	return &RecoveryVerification{Method: ev.Method, KeyFingerprint: ev.KeyFingerprint}, nil
+}
+
+// recoveryLimit closes a request at its fifth failed verification; the lock outlives
+// the request, so it never reopens.
+var recoveryLimit = LimitPolicy{MaxFailures: RecoveryMaxFailures, BaseLock: 24 * time.Hour, MaxLock: 24 * time.Hour}
+
+// recoveryKey is the counter of a recovery request's verification attempts.
+func recoveryKey(id RecoveryRequestID) AttemptKey {
+	return AttemptKey{Scope: scopeRecovery, Key: string(id)}
+}
+
+// recoveryRequest reads a request with its failed verifications, which its counter
+// holds.
+func (s *Service) recoveryRequest(ctx context.Context, id RecoveryRequestID) (*RecoveryRequest, error) {
+	r, err := s.store.RecoveryRequest(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.withFailures(ctx, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// withFailures sets r.Failures from the request's counter.
+func (s *Service) withFailures(ctx context.Context, r *RecoveryRequest) error {
+	a, err := s.store.Attempt(ctx, recoveryKey(r.ID))
+	if err != nil {
+		return fmt.Errorf("reading recovery attempts: %w", err)
+	}
+	r.Failures = a.Failures
+	return nil
 }
 
 // closedByFailures tells a request closed by failed verifications (429) from every
@@ -388,6 +429,9 @@ func (s *Service) AdminRecoveryRequests(ctx context.Context, status string) ([]R
 	users := map[UserID]*User{}
 	out := make([]RecoveryRequestInfo, 0, len(rs))
 	for _, r := range rs {
+		if err := s.withFailures(ctx, &r); err != nil {
+			return nil, err
+		}
 		r.Status = displayStatus(&r, now)
 		if status != "" && r.Status != status {
 			continue
@@ -422,7 +466,7 @@ func (s *Service) operatorRequest(ctx context.Context, id RecoveryRequestID) (*R
 	if !validRequestID(id) {
 		return nil, ErrRecoveryNotFound
 	}
-	r, err := s.store.RecoveryRequest(ctx, id)
+	r, err := s.recoveryRequest(ctx, id)
 	if errors.Is(err, ErrNotFound) || (err == nil && r.UserID == 0) {
 		return nil, ErrRecoveryNotFound
 	}

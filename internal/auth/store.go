@@ -188,15 +188,11 @@ type Store interface {
 	// ListRecoveryRequests returns the requests of real accounts (never decoys) with
 	// this stored status ("": any), newest first, at most limit.
 	ListRecoveryRequests(ctx context.Context, status string, limit int) ([]RecoveryRequest, error)
-	// CountRecoveryAttempt counts one verification attempt before it is checked, in
-	// its own committed write: failures+1 only where the request is pending, unexpired
-	// at now and has fewer than max failures. It reports whether it counted.
-	CountRecoveryAttempt(ctx context.Context, id RecoveryRequestID, max int, now time.Time) (bool, error)
 	// VerifyRecoveryRequest marks the request verified with one conditional update —
-	// status pending, unexpired at now, failures <= max counting the caller's own
-	// counted attempt — which it takes back (failures-1). It reports whether it won:
-	// of any number of racing verifications, exactly one does.
-	VerifyRecoveryRequest(ctx context.Context, id RecoveryRequestID, ev RecoveryEvidence, max int, now time.Time) (bool, error)
+	// status pending, unexpired at now — and reports whether it won: of any number of
+	// racing verifications, exactly one does. (Its attempts are counted by the attempt
+	// limiter, under its own key.)
+	VerifyRecoveryRequest(ctx context.Context, id RecoveryRequestID, ev RecoveryEvidence, now time.Time) (bool, error)
 	// SetRecoveryStatus moves the request from one of from to status to, recording at
 	// as DecidedAt and reason, and reports whether it did.
 	SetRecoveryStatus(ctx context.Context, id RecoveryRequestID, from []string, to string, at time.Time, reason string) (bool, error)

@@ -255,7 +255,7 @@ type RecoveryRequest struct {
 	Status     string
 	Challenge  string // the exact ASCII bytes to sign
 	CancelHash []byte // SHA-256 of the emailed cancel token
-	Failures   int    // verification attempts counted and not (yet) successful
+	Failures   int    // failed verifications, as the request's attempt counter holds them
 	CreatedAt  time.Time
 	ExpiresAt  time.Time // end of the verification window
 	IP         string

@@ -159,8 +159,10 @@ func TestParallelSignInsOneAccount(t *testing.T) {
 				rawPost(c, s.URL+"/api/v1/login", map[string]string{"login": "ci", "password": "wrong password"}, "")
 			}
 			counts := parallel(t, 8, func(int) int { return rawPost(c, s.URL+"/api/v1/login", right, "") })
-			if counts[200] != 8 {
-				t.Fatalf("8 right passwords at once after %d failures: %v, want 8 × 200", prior, counts)
+			// 503 only when the machine hashes so slowly that a wait for a slot runs
+			// past 2 s; never 429.
+			if counts[429] != 0 || counts[200] == 0 || counts[200]+counts[503] != 8 {
+				t.Fatalf("8 right passwords at once after %d failures: %v, want 200 (or 503), never 429", prior, counts)
 			}
 		}
 		counts := parallel(t, 40, func(int) int {
@@ -169,7 +171,8 @@ func TestParallelSignInsOneAccount(t *testing.T) {
 		if counts[401] > 5 || counts[401]+counts[429]+counts[503] != 40 {
 			t.Fatalf("40 wrong passwords at once: %v, want at most 5 × 401", counts)
 		}
-		if st := rawPost(c, s.URL+"/api/v1/login", right, ""); st != 429 {
+		// Locked once 5 were checked (fewer when the others' waits ran out first).
+		if st := rawPost(c, s.URL+"/api/v1/login", right, ""); counts[401] == 5 && st != 429 {
 			t.Fatalf("the right password after the lock = %d, want 429", st)
 		}
 	})
@@ -190,8 +193,9 @@ func TestParallelWrongCodes(t *testing.T) {
 		counts := parallel(t, 40, func(i int) int {
 			return rawPost(c, s.URL+"/api/v1/login/mfa", map[string]string{"mfa_token": tokens[i%len(tokens)], "code": fmt.Sprintf("%06d", 100000+i)}, "")
 		})
-		if counts[401] > 5 || counts[401]+counts[429] != 40 {
-			t.Fatalf("40 wrong codes at once: %v, want at most 5 × 401 and the rest 429", counts)
+		// 503: a wait for a slot ran past 2 s on a slow machine, evaluating nothing.
+		if counts[401] > 5 || counts[401]+counts[429]+counts[503] != 40 {
+			t.Fatalf("40 wrong codes at once: %v, want at most 5 × 401 and the rest 429 or 503", counts)
 		}
 	})
 }

@@ -308,8 +308,10 @@ func TestParallelGuesses(t *testing.T) {
 		counts := parallel(t, 200, func(i int) int {
 			return s.mfa(t, tokens[i%len(tokens)], "code", fmt.Sprintf("%06d", 100000+i)).Status
 		})
-		if counts[401] > 5 || counts[401]+counts[429] != 200 {
-			t.Fatalf("status counts %v: want at most 5 × 401 and the rest 429", counts)
+		// The rest wait for a slot and then see the lock (429); on a slow machine some
+		// wait past 2 s and get 503, which evaluates nothing either.
+		if counts[401] > 5 || counts[401]+counts[429]+counts[503] != 200 {
+			t.Fatalf("status counts %v: want at most 5 × 401 and the rest 429 or 503", counts)
 		}
 	})
 }

@@ -229,8 +229,10 @@ func TestAddressCountsFailuresOnly(t *testing.T) {
 		counts := parallel(t, 30, func(int) int {
 			return s.call(t, "POST", "/api/v1/login", "", map[string]string{"login": "yara", "password": testPassword}).Status
 		})
-		if counts[200] != 30 {
-			t.Fatalf("30 right passwords at once after 19 failures: %v, want 30 × 200", counts)
+		// One account, so most wait for one of its 5 slots; on a loaded machine some
+		// wait past 2 s and get 503. None is refused for the address.
+		if counts[429] != 0 || counts[200] == 0 || counts[200]+counts[503] != 30 {
+			t.Fatalf("30 right passwords at once after 19 failures: %v, want 200 or 503, never 429", counts)
 		}
 		s.call(t, "POST", "/api/v1/login", "", map[string]string{"login": "spray", "password": "wrong password"}).want(t, 401)
 		s.call(t, "POST", "/api/v1/login", "", map[string]string{"login": "yara", "password": testPassword}).want(t, 429)

@@ -89,26 +89,13 @@ func (s *Store) ListRecoveryRequests(ctx context.Context, status string, limit i
 	return rs, mapErr("list recovery requests", err)
 }
 
-// CountRecoveryAttempt counts an attempt before it is checked, in its own committed
-// write: a concurrent update waits for the row lock and re-checks failures < max, so
-// parallel guesses cannot count past max.
-func (s *Store) CountRecoveryAttempt(ctx context.Context, id auth.RecoveryRequestID, max int, now time.Time) (bool, error) {
-	n, err := s.exec(ctx, `UPDATE recovery_requests SET failures = failures + 1
-		WHERE id = $1 AND status = $2 AND expires_at > $3 AND failures < $4`,
-		id, auth.RecoveryPending, ts(now), max)
-	if err != nil {
-		return false, mapErr("count recovery attempt", err)
-	}
-	return one(n), nil
-}
-
 // VerifyRecoveryRequest is the exactly-once step: one conditional update.
-func (s *Store) VerifyRecoveryRequest(ctx context.Context, id auth.RecoveryRequestID, ev auth.RecoveryEvidence, max int, now time.Time) (bool, error) {
-	n, err := s.exec(ctx, `UPDATE recovery_requests SET status = $1, failures = failures - 1,
+func (s *Store) VerifyRecoveryRequest(ctx context.Context, id auth.RecoveryRequestID, ev auth.RecoveryEvidence, now time.Time) (bool, error) {
+	n, err := s.exec(ctx, `UPDATE recovery_requests SET status = $1,
 			method = $2, key_fingerprint = $3, key_created_at = $4, token_name = $5, verified_at = $6
-		WHERE id = $7 AND status = $8 AND expires_at > $9 AND failures >= 1 AND failures <= $10`,
+		WHERE id = $7 AND status = $8 AND expires_at > $9`,
 		auth.RecoveryVerified, ev.Method, ev.KeyFingerprint, ts(ev.KeyCreatedAt), ev.TokenName,
-		ts(ev.VerifiedAt), id, auth.RecoveryPending, ts(now), max)
+		ts(ev.VerifiedAt), id, auth.RecoveryPending, ts(now))
 	if err != nil {
 		return false, mapErr("verify recovery request", err)
 	}

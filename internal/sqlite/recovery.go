@@ -93,25 +93,13 @@ func (s *Store) ListRecoveryRequests(ctx context.Context, status string, limit i
 	return rs, mapErr("list recovery requests", rows.Err())
 }
 
-// CountRecoveryAttempt counts an attempt before it is checked, in its own committed
-// write: parallel guesses cannot count past max.
-func (s *Store) CountRecoveryAttempt(ctx context.Context, id auth.RecoveryRequestID, max int, now time.Time) (bool, error) {
-	n, err := s.exec(ctx, `UPDATE recovery_requests SET failures = failures + 1
-		WHERE id = ? AND status = ? AND expires_at > ? AND failures < ?`,
-		id, auth.RecoveryPending, micros(now), max)
-	if err != nil {
-		return false, mapErr("count recovery attempt", err)
-	}
-	return one(n), nil
-}
-
 // VerifyRecoveryRequest is the exactly-once step: one conditional update.
-func (s *Store) VerifyRecoveryRequest(ctx context.Context, id auth.RecoveryRequestID, ev auth.RecoveryEvidence, max int, now time.Time) (bool, error) {
-	n, err := s.exec(ctx, `UPDATE recovery_requests SET status = ?, failures = failures - 1,
+func (s *Store) VerifyRecoveryRequest(ctx context.Context, id auth.RecoveryRequestID, ev auth.RecoveryEvidence, now time.Time) (bool, error) {
+	n, err := s.exec(ctx, `UPDATE recovery_requests SET status = ?,
 			method = ?, key_fingerprint = ?, key_created_at = ?, token_name = ?, verified_at = ?
-		WHERE id = ? AND status = ? AND expires_at > ? AND failures >= 1 AND failures <= ?`,
+		WHERE id = ? AND status = ? AND expires_at > ?`,
 		auth.RecoveryVerified, ev.Method, ev.KeyFingerprint, micros(ev.KeyCreatedAt), ev.TokenName,
-		micros(ev.VerifiedAt), id, auth.RecoveryPending, micros(now), max)
+		micros(ev.VerifiedAt), id, auth.RecoveryPending, micros(now))
 	if err != nil {
 		return false, mapErr("verify recovery request", err)
 	}

@@ -1221,36 +1221,26 @@ func testRecoveryVerify(t *testing.T, s auth.Store) {
 	lim := auth.RecoveryLimit{Since: at(-time.Hour), PerSubject: 100, PerIP: 100}
 	ev := auth.RecoveryEvidence{Method: "ssh_key", KeyFingerprint: "SHA256:k", KeyCreatedAt: at(-time.Hour), VerifiedAt: at(time.Minute)}
 
-	// Sixteen racers each count an attempt and then try to verify: exactly one wins,
-	// and no more than five attempts are ever counted.
+	// Sixteen racers try to verify: exactly one wins. (Attempts are counted by the
+	// attempt limiter, under the request's own key.)
 	r := newRequest(t, alice.ID, "user:1", "192.0.2.1", t0())
 	mustOpen(t, s, r, lim)
-	counted := race(t, 16, func(int) (bool, error) { return s.CountRecoveryAttempt(ctx(t), r.ID, 5, at(time.Minute)) })
-	if counted != 5 {
-		t.Fatalf("16 racing attempts: %d counted, want 5", counted)
-	}
-	wins := race(t, 16, func(int) (bool, error) { return s.VerifyRecoveryRequest(ctx(t), r.ID, ev, 5, at(time.Minute)) })
+	wins := race(t, 16, func(int) (bool, error) { return s.VerifyRecoveryRequest(ctx(t), r.ID, ev, at(time.Minute)) })
 	if wins != 1 {
 		t.Fatalf("16 racing verifications: %d won, want exactly 1", wins)
 	}
 	got, err := s.RecoveryRequest(ctx(t), r.ID)
 	noErr(t, "RecoveryRequest", err)
-	if got.Status != auth.RecoveryVerified || got.Failures != 4 || got.KeyFingerprint != "SHA256:k" ||
+	if got.Status != auth.RecoveryVerified || got.KeyFingerprint != "SHA256:k" ||
 		!got.KeyCreatedAt.Equal(at(-time.Hour)) || !got.VerifiedAt.Equal(at(time.Minute)) {
 		t.Fatalf("verified request = %+v", got)
 	}
-	if ok, err := s.CountRecoveryAttempt(ctx(t), r.ID, 5, at(time.Minute)); err != nil || ok {
-		t.Fatalf("CountRecoveryAttempt(verified) = %v, %v; want false", ok, err)
-	}
 
-	// Expired requests count and verify nothing; an uncounted attempt cannot verify.
+	// An expired request verifies nothing.
 	r2 := newRequest(t, alice.ID, "user:1", "192.0.2.1", t0())
 	mustOpen(t, s, r2, lim)
-	if ok, err := s.VerifyRecoveryRequest(ctx(t), r2.ID, ev, 5, at(time.Minute)); err != nil || ok {
-		t.Fatalf("VerifyRecoveryRequest without a counted attempt = %v, %v", ok, err)
-	}
-	if ok, err := s.CountRecoveryAttempt(ctx(t), r2.ID, 5, at(15*time.Minute)); err != nil || ok {
-		t.Fatalf("CountRecoveryAttempt(expired) = %v, %v", ok, err)
+	if ok, err := s.VerifyRecoveryRequest(ctx(t), r2.ID, ev, at(15*time.Minute)); err != nil || ok {
+		t.Fatalf("VerifyRecoveryRequest(expired) = %v, %v", ok, err)
 	}
 
 	// Status moves are conditional.
@@ -1274,10 +1264,7 @@ func testRecoveryVerify(t *testing.T, s auth.Store) {
 
 	r3 := newRequest(t, alice.ID, "user:1", "192.0.2.1", t0())
 	mustOpen(t, s, r3, lim)
-	if ok, _ := s.CountRecoveryAttempt(ctx(t), r3.ID, 5, at(time.Minute)); !ok {
-		t.Fatal("CountRecoveryAttempt refused a fresh request")
-	}
-	if ok, _ := s.VerifyRecoveryRequest(ctx(t), r3.ID, ev, 5, at(time.Minute)); !ok {
+	if ok, _ := s.VerifyRecoveryRequest(ctx(t), r3.ID, ev, at(time.Minute)); !ok {
 		t.Fatal("VerifyRecoveryRequest refused")
 	}
 	if n := race(t, 8, func(int) (bool, error) { return s.MarkRecoveryReminder(ctx(t), r3.ID, 1) }); n != 1 {
@@ -1309,8 +1296,7 @@ func testRecoveryApprove(t *testing.T, s auth.Store) {
 	if _, err := s.TOTP(ctx(t), alice.ID); err != nil {
 		t.Fatalf("a refused approval changed something: %v", err)
 	}
-	s.CountRecoveryAttempt(ctx(t), r.ID, 5, at(time.Minute))
-	s.VerifyRecoveryRequest(ctx(t), r.ID, auth.RecoveryEvidence{Method: "ssh_key", VerifiedAt: at(time.Minute)}, 5, at(time.Minute))
+	s.VerifyRecoveryRequest(ctx(t), r.ID, auth.RecoveryEvidence{Method: "ssh_key", VerifiedAt: at(time.Minute)}, at(time.Minute))
 
 	user, err := s.ApproveRecoveryRequest(ctx(t), r.ID, "video call", at(time.Hour), reset)
 	noErr(t, "ApproveRecoveryRequest", err)
@@ -1360,8 +1346,7 @@ func testRecoveryPurge(t *testing.T, s auth.Store) {
 	for _, r := range []*auth.RecoveryRequest{old, recent, verified} {
 		mustOpen(t, s, r, lim)
 	}
-	s.CountRecoveryAttempt(ctx(t), verified.ID, 5, at(time.Minute))
-	s.VerifyRecoveryRequest(ctx(t), verified.ID, auth.RecoveryEvidence{Method: "ssh_key", VerifiedAt: at(time.Minute)}, 5, at(time.Minute))
+	s.VerifyRecoveryRequest(ctx(t), verified.ID, auth.RecoveryEvidence{Method: "ssh_key", VerifiedAt: at(time.Minute)}, at(time.Minute))
 	_, err := s.Purge(ctx(t), auth.PurgeBefore{Now: at(30 * time.Hour), IdleBefore: t0(), StaleAttemptsBefore: t0()})
 	noErr(t, "Purge", err)
 	_, err = s.RecoveryRequest(ctx(t), old.ID)
@@ -1486,8 +1471,7 @@ func testCredEpoch(t *testing.T, s auth.Store) {
 		{"ApproveRecoveryRequest", false, func(auth.SessionID) error {
 			r := newRequest(t, alice.ID, "user:alice", "192.0.2.1", t0())
 			mustOpen(t, s, r, lim)
-			s.CountRecoveryAttempt(ctx(t), r.ID, 5, at(time.Minute))
-			s.VerifyRecoveryRequest(ctx(t), r.ID, auth.RecoveryEvidence{Method: "ssh_key", VerifiedAt: at(time.Minute)}, 5, at(time.Minute))
+			s.VerifyRecoveryRequest(ctx(t), r.ID, auth.RecoveryEvidence{Method: "ssh_key", VerifiedAt: at(time.Minute)}, at(time.Minute))
 			_, err := s.ApproveRecoveryRequest(ctx(t), r.ID, "why", at(time.Minute),
 				&auth.PasswordReset{TokenHash: hash("approved"), CreatedAt: t0(), ExpiresAt: at(time.Hour)})
 			return err
