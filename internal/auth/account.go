@@ -100,6 +100,7 @@ func (s *Service) createUser(ctx context.Context, c Client, username, email, pw 
 		return nil, fmt.Errorf("creating user: %w", err)
 	}
 	s.event(ctx, u.ID, c, "signup", "success", "")
+	s.verifyNewAddress(ctx, u)
 	return u, nil
 }
 

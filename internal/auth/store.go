@@ -212,6 +212,25 @@ type Store interface {
 	// counters, append the event. On any error nothing changes; on success f.Session.ID
 	// is set.
 	FinishSignIn(ctx context.Context, f *SignInFinish) error
+
+	// CreateEmailLink stores l and, in the same transaction, deletes the user's other
+	// unused links of the same purpose: only the newest link of a kind works.
+	CreateEmailLink(ctx context.Context, l *EmailLink) error
+	// ConfirmEmail follows an emailed address link, in one transaction: it consumes the
+	// unused link with this hash that is unexpired at now, and sets the account's email
+	// to the link's address, verified. A "verify" link counts only while its address is
+	// still the account's and not yet verified. No address is taken from another
+	// account that verified it. Every other account's unverified copy of the address is
+	// dropped (email set empty). When the address changes ("change", "undo"), the
+	// user's reset links and other address links go in the same transaction; "undo"
+	// also ends every session (see ChangePassword); and after a "change" away from a
+	// verified address, undo (its UserID, Email and Purpose set here) is stored. It
+	// returns ErrNotFound, changing nothing, when the link is unknown, used, expired or
+	// no longer applies.
+	ConfirmEmail(ctx context.Context, hash []byte, now time.Time, undo *EmailLink) (*EmailConfirmed, error)
+	// PendingEmailChange returns the user's newest unused, unexpired "change" link
+	// (without its hash) or ErrNotFound.
+	PendingEmailChange(ctx context.Context, user UserID, now time.Time) (*EmailLink, error)
 }
 
 // AttemptUpdater is implemented by a store that can read counters, compute their next

@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
@@ -26,15 +28,22 @@ func (s *Store) oneUser(ctx context.Context, op, sql string, args ...any) (*auth
 	return &u, nil
 }
 
-// CreateUser inserts u and sets u.ID. Uniqueness is on the case fold of username and
-// email, checked by the unique indexes, so two concurrent sign-ups cannot both win.
+// CreateUser inserts u and sets u.ID. Usernames are unique on their case fold, by
+// the unique index. An email is taken only by an account that verified it: the insert
+// happens only where no such account exists, and the partial unique index keeps two
+// verified copies out whatever races.
 func (s *Store) CreateUser(ctx context.Context, u *auth.User) error {
-	return mapErr("create user", s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&u.ID) },
+	err := s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&u.ID) },
 		`INSERT INTO users
 		(username, username_key, email, email_key, email_verified, password_hash, is_admin, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`,
+		SELECT $1::text, $2::text, $3::text, $4::text, $5::boolean, $6::text, $7::boolean, $8::timestamptz
+		WHERE NOT EXISTS (SELECT 1 FROM users WHERE email_key = $4::text AND email_verified) RETURNING id`,
 		u.Username, fold(u.Username), u.Email, fold(u.Email), u.EmailVerified,
-		u.PasswordHash, u.IsAdmin, ts(u.CreatedAt)))
+		u.PasswordHash, u.IsAdmin, ts(u.CreatedAt))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres: create user: %w", &auth.ConflictError{Field: "email"})
+	}
+	return mapErr("create user", err)
 }
 
 // UserByID returns the user or ErrNotFound.
@@ -42,17 +51,18 @@ func (s *Store) UserByID(ctx context.Context, id auth.UserID) (*auth.User, error
 	return s.oneUser(ctx, "user by id", `SELECT `+userColumns+` FROM users WHERE id = $1`, id)
 }
 
-// UserByLogin finds a user whose username or email folds to the same as login.
+// UserByLogin finds a user whose username, or verified email, folds to the same as login.
 func (s *Store) UserByLogin(ctx context.Context, login string) (*auth.User, error) {
-	// Validation keeps "@" out of usernames and in emails, so at most one row matches;
+	// Validation keeps "@" out of usernames and in emails, and a verified email is
+	// unique, so at most one row matches;
 	// ORDER BY keeps the answer deterministic should old data break that.
 	return s.oneUser(ctx, "user by login", `SELECT `+userColumns+` FROM users
-		WHERE username_key = $1 OR email_key = $1 ORDER BY id LIMIT 1`, fold(login))
+		WHERE username_key = $1 OR (email_key = $1 AND email_verified) ORDER BY id LIMIT 1`, fold(login))
 }
 
-// UserByEmail finds a user by email, case-insensitively.
+// UserByEmail finds the user who verified this email, case-insensitively.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*auth.User, error) {
-	return s.oneUser(ctx, "user by email", `SELECT `+userColumns+` FROM users WHERE email_key = $1`, fold(email))
+	return s.oneUser(ctx, "user by email", `SELECT `+userColumns+` FROM users WHERE email_key = $1 AND email_verified`, fold(email))
 }
 
 // ListUsers returns every user ordered by id.

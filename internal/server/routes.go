@@ -43,6 +43,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("DELETE /api/v1/sessions/{id}", a.Authed(a.RevokeSession))
 	mux.Handle("GET /api/v1/security-log", a.Authed(a.SecurityLog))
 	s.recoveryRoutes(mux)
+	s.accountRoutes(mux)
 
 	// Anything else under /api/ answers in JSON, not with an HTML 404.
 	mux.Handle("/api/", a.Serve(a.NotFound))
@@ -62,4 +63,12 @@ func (s *Server) recoveryRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/admin/recovery-requests", a.Authed(a.AdminRecoveryRequests))
 	mux.Handle("POST /api/v1/admin/recovery-requests/{id}/approve", a.Authed(a.ApproveRecovery))
 	mux.Handle("POST /api/v1/admin/recovery-requests/{id}/deny", a.Authed(a.DenyRecovery))
+}
+
+// accountRoutes lists the routes of the account's address and lifecycle.
+func (s *Server) accountRoutes(mux *http.ServeMux) {
+	a := s.api
+	mux.Handle("POST /api/v1/email/verify", a.Serve(a.VerifyEmail))
+	mux.Handle("POST /api/v1/email/verification", a.Authed(a.ResendVerification))
+	mux.Handle("POST /api/v1/email", a.Authed(a.ChangeEmail))
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 
 	"github.com/latchkey/latchkey/internal/auth"
 )
@@ -19,14 +20,31 @@ func scanUser(row interface{ Scan(...any) error }) (*auth.User, error) {
 	return &u, nil
 }
 
-// CreateUser inserts u and sets u.ID. Uniqueness is on the case fold of username and
-// email, checked by the unique indexes, so two concurrent sign-ups cannot both win.
+// CreateUser inserts u and sets u.ID. Usernames are unique on their case fold, by
+// the unique index. An email is taken only by an account that verified it: the check
+// and the insert are one serialized write, and the partial unique index keeps two
+// verified copies out whatever happens.
 func (s *Store) CreateUser(ctx context.Context, u *auth.User) error {
-	id, err := s.insert(ctx, `INSERT INTO users
-		(username, username_key, email, email_key, email_verified, password_hash, is_admin, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.Username, fold(u.Username), u.Email, fold(u.Email), u.EmailVerified,
-		u.PasswordHash, u.IsAdmin, micros(u.CreatedAt))
+	var id int64
+	err := s.write(ctx, func(tx *wtx) error {
+		var taken int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM users WHERE email_key = ? AND email_verified = 1`, fold(u.Email)).Scan(&taken)
+		if err == nil {
+			return &auth.ConflictError{Field: "email"}
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO users
+			(username, username_key, email, email_key, email_verified, password_hash, is_admin, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			u.Username, fold(u.Username), u.Email, fold(u.Email), u.EmailVerified,
+			u.PasswordHash, u.IsAdmin, micros(u.CreatedAt))
+		if err != nil {
+			return err
+		}
+		id, err = res.LastInsertId()
+		return err
+	})
 	if err != nil {
 		return mapErr("create user", err)
 	}
@@ -41,20 +59,22 @@ func (s *Store) UserByID(ctx context.Context, id auth.UserID) (*auth.User, error
 	return u, mapErr("user by id", err)
 }
 
-// UserByLogin finds a user whose username or email folds to the same as login.
+// UserByLogin finds a user whose username, or verified email, folds to the same as
+// login.
 func (s *Store) UserByLogin(ctx context.Context, login string) (*auth.User, error) {
 	k := fold(login)
-	// Validation keeps "@" out of usernames and in emails, so at most one row matches;
-	// ORDER BY keeps the answer deterministic should old data break that.
+	// Validation keeps "@" out of usernames and in emails, and a verified email is
+	// unique, so at most one row matches; ORDER BY keeps the answer deterministic
+	// should old data break that.
 	u, err := scanUser(s.queryRow(ctx,
-		`SELECT `+userColumns+` FROM users WHERE username_key = ? OR email_key = ? ORDER BY id LIMIT 1`, k, k))
+		`SELECT `+userColumns+` FROM users WHERE username_key = ? OR (email_key = ? AND email_verified = 1) ORDER BY id LIMIT 1`, k, k))
 	return u, mapErr("user by login", err)
 }
 
-// UserByEmail finds a user by email, case-insensitively.
+// UserByEmail finds the user who verified this email, case-insensitively.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*auth.User, error) {
 	u, err := scanUser(s.queryRow(ctx,
-		`SELECT `+userColumns+` FROM users WHERE email_key = ?`, fold(email)))
+		`SELECT `+userColumns+` FROM users WHERE email_key = ? AND email_verified = 1`, fold(email)))
 	return u, mapErr("user by email", err)
 }
 

@@ -114,6 +114,7 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"SessionWithUser", testSessionWithUser},
 		{"CredEpoch", testCredEpoch},
 		{"FinishSignIn", testFinishSignIn},
+		{"EmailLinks", testEmailLinks},
 	}
 	for _, a := range areas {
 		t.Run(a.name, func(t *testing.T) {

@@ -85,7 +85,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	h.setSession(w, res.SessionToken.Reveal())
-	redirect(w, r, afterSignIn(next))
+	redirect(w, r, afterSignInAs(res.User, next))
 	return nil
 }
 
@@ -158,7 +158,7 @@ func (h *Handler) loginMFA(recovery bool) pageFunc {
 			redirect(w, r, "/settings/authentication?done=recovery_used")
 			return nil
 		}
-		redirect(w, r, afterSignIn(r.PostFormValue("next")))
+		redirect(w, r, afterSignInAs(res.User, r.PostFormValue("next")))
 		return nil
 	}
 }

@@ -139,6 +139,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /admin/recovery/{id}/approve", h.authedPost(h.decideRecovery(true)))
 	mux.Handle("POST /admin/recovery/{id}/deny", h.authedPost(h.decideRecovery(false)))
 
+	h.registerAccount(mux)
+
 	// Everything else that is not an API path gets the 404 page in the site's style.
 	mux.Handle("/", h.serve(func(w http.ResponseWriter, r *http.Request) error { return errNotFound }))
 }
@@ -286,6 +288,8 @@ func settingsPageOf(path string) string {
 		return "/settings/tokens"
 	case strings.HasPrefix(path, "/settings/ssh-keys"):
 		return "/settings/ssh-keys"
+	case strings.HasPrefix(path, "/settings/account"):
+		return "/settings/account"
 	case strings.HasPrefix(path, "/admin/recovery"):
 		return "/admin/recovery"
 	}

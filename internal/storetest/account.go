@@ -1,0 +1,156 @@
+package storetest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/internal/auth"
+)
+
+// emailLink stores an address link for user.
+func emailLink(t *testing.T, s auth.Store, token string, user auth.UserID, purpose, email string, expires time.Time) {
+	t.Helper()
+	noErr(t, "CreateEmailLink("+token+")", s.CreateEmailLink(ctx(t), &auth.EmailLink{TokenHash: hash(token), UserID: user,
+		Purpose: purpose, Email: email, CreatedAt: t0(), ExpiresAt: expires}))
+}
+
+func userNow(t *testing.T, s auth.Store, id auth.UserID) *auth.User {
+	t.Helper()
+	u, err := s.UserByID(ctx(t), id)
+	noErr(t, "UserByID", err)
+	return u
+}
+
+// testEmailLinks: an unverified address blocks nobody, the first to verify keeps it,
+// the others' copies are dropped, and links work once.
+func testEmailLinks(t *testing.T, s auth.Store) {
+	owner := mustUser(t, s, "owner")
+	// A squatter signs up with the owner's address before the owner verifies it.
+	squatter := &auth.User{Username: "squatter", Email: "OWNER@example.com", PasswordHash: "h", CreatedAt: t0()}
+	noErr(t, "CreateUser(unverified duplicate)", s.CreateUser(ctx(t), squatter))
+	for _, login := range []string{"owner@example.com", "OWNER@example.com"} {
+		_, err := s.UserByLogin(ctx(t), login)
+		wantErr(t, "UserByLogin(unverified email "+login+")", err, auth.ErrNotFound)
+	}
+	_, err := s.UserByEmail(ctx(t), "owner@example.com")
+	wantErr(t, "UserByEmail(unverified)", err, auth.ErrNotFound)
+	if u, err := s.UserByLogin(ctx(t), "owner"); err != nil || u.ID != owner.ID {
+		t.Fatalf("UserByLogin(owner) = %+v, %v", u, err)
+	}
+
+	emailLink(t, s, "v-old", owner.ID, auth.EmailLinkVerify, owner.Email, at(time.Hour))
+	emailLink(t, s, "v1", owner.ID, auth.EmailLinkVerify, owner.Email, at(time.Hour))
+	emailLink(t, s, "sq", squatter.ID, auth.EmailLinkVerify, squatter.Email, at(time.Hour))
+	emailLink(t, s, "expired", owner.ID, auth.EmailLinkChange, "new@example.com", at(time.Minute))
+
+	for _, c := range []struct {
+		name, token string
+		now         time.Time
+	}{
+		{"unknown", "nope", t0()},
+		{"replaced by a newer link", "v-old", t0()},
+		{"expired at exactly now", "expired", at(time.Minute)},
+	} {
+		_, err := s.ConfirmEmail(ctx(t), hash(c.token), c.now, nil)
+		wantErr(t, "ConfirmEmail("+c.name+")", err, auth.ErrNotFound)
+	}
+
+	wins := race(t, 8, func(int) (bool, error) {
+		_, err := s.ConfirmEmail(ctx(t), hash("v1"), at(time.Second), nil)
+		if errors.Is(err, auth.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if wins != 1 {
+		t.Fatalf("8 concurrent ConfirmEmail(same link): %d won, want 1", wins)
+	}
+	if u := userNow(t, s, owner.ID); !u.EmailVerified || u.Email != "owner@example.com" {
+		t.Fatalf("after verifying: %+v", u)
+	}
+	if u := userNow(t, s, squatter.ID); u.Email != "" || u.EmailVerified {
+		t.Fatalf("the squatter's copy was not dropped: %+v", u)
+	}
+	_, err = s.ConfirmEmail(ctx(t), hash("sq"), at(time.Second), nil)
+	wantErr(t, "ConfirmEmail(the squatter's link after the owner verified)", err, auth.ErrNotFound)
+	if u, err := s.UserByLogin(ctx(t), "Owner@Example.com"); err != nil || u.ID != owner.ID {
+		t.Fatalf("UserByLogin(verified email) = %+v, %v", u, err)
+	}
+
+	// A verified address is taken; sign-up with it conflicts.
+	err = s.CreateUser(ctx(t), &auth.User{Username: "late", Email: "owner@EXAMPLE.com", PasswordHash: "h", CreatedAt: t0()})
+	var ce *auth.ConflictError
+	if !errors.As(err, &ce) || ce.Field != "email" {
+		t.Fatalf("CreateUser(verified email) = %v, want ConflictError{email}", err)
+	}
+
+	// The squatter's drop is reported by the verification that did it.
+	third := mustUser(t, s, "third")
+	fourth := &auth.User{Username: "fourth", Email: third.Email, PasswordHash: "h", CreatedAt: t0()}
+	noErr(t, "CreateUser(fourth)", s.CreateUser(ctx(t), fourth))
+	emailLink(t, s, "v3", third.ID, auth.EmailLinkVerify, third.Email, at(time.Hour))
+	res, err := s.ConfirmEmail(ctx(t), hash("v3"), t0(), nil)
+	noErr(t, "ConfirmEmail(v3)", err)
+	if res.Link.UserID != third.ID || res.Link.Purpose != auth.EmailLinkVerify || len(res.Dropped) != 1 || res.Dropped[0] != fourth.ID || res.Undo {
+		t.Fatalf("ConfirmEmail(v3) = %+v", res)
+	}
+
+	// A change: the new address replaces the verified one when followed, the reset
+	// links and the other links die, and an undo link for the old address is stored.
+	emailLink(t, s, "c1", owner.ID, auth.EmailLinkChange, "moved@example.com", at(time.Hour))
+	if l, err := s.PendingEmailChange(ctx(t), owner.ID, t0()); err != nil || l.Email != "moved@example.com" {
+		t.Fatalf("PendingEmailChange = %+v, %v", l, err)
+	}
+	_, err = s.PendingEmailChange(ctx(t), third.ID, t0())
+	wantErr(t, "PendingEmailChange(none)", err, auth.ErrNotFound)
+	noErr(t, "CreatePasswordReset", s.CreatePasswordReset(ctx(t), &auth.PasswordReset{TokenHash: hash("reset"), UserID: owner.ID,
+		CreatedAt: t0(), ExpiresAt: at(time.Hour)}))
+	emailLink(t, s, "v-again", owner.ID, auth.EmailLinkVerify, owner.Email, at(time.Hour))
+	mustSession(t, s, owner.ID, "owner-session", t0())
+	undo := &auth.EmailLink{TokenHash: hash("undo"), CreatedAt: t0(), ExpiresAt: at(7 * 24 * time.Hour)}
+	res, err = s.ConfirmEmail(ctx(t), hash("c1"), at(time.Second), undo)
+	noErr(t, "ConfirmEmail(change)", err)
+	if !res.Undo || res.Previous != "owner@example.com" || undo.Email != "owner@example.com" || undo.UserID != owner.ID || undo.Purpose != auth.EmailLinkUndo {
+		t.Fatalf("ConfirmEmail(change) = %+v, undo %+v", res, undo)
+	}
+	if u := userNow(t, s, owner.ID); u.Email != "moved@example.com" || !u.EmailVerified {
+		t.Fatalf("after the change: %+v", u)
+	}
+	_, err = s.ResetPassword(ctx(t), hash("reset"), "x", at(time.Second))
+	wantErr(t, "ResetPassword(link issued before the email changed)", err, auth.ErrNotFound)
+	_, err = s.ConfirmEmail(ctx(t), hash("v-again"), at(time.Second), nil)
+	wantErr(t, "ConfirmEmail(verify link of the old address)", err, auth.ErrNotFound)
+	_, err = s.PendingEmailChange(ctx(t), owner.ID, at(time.Second))
+	wantErr(t, "PendingEmailChange(after the change)", err, auth.ErrNotFound)
+	if _, err := s.SessionByTokenHash(ctx(t), hash("owner-session")); err != nil {
+		t.Fatalf("a change ended the session: %v", err)
+	}
+	// The old address is free again until the undo puts it back.
+	if _, err := s.UserByEmail(ctx(t), "owner@example.com"); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("UserByEmail(old address) = %v, want ErrNotFound", err)
+	}
+
+	res, err = s.ConfirmEmail(ctx(t), hash("undo"), at(time.Hour), nil)
+	noErr(t, "ConfirmEmail(undo)", err)
+	if res.Link.Purpose != auth.EmailLinkUndo || res.Previous != "moved@example.com" {
+		t.Fatalf("ConfirmEmail(undo) = %+v", res)
+	}
+	if u := userNow(t, s, owner.ID); u.Email != "owner@example.com" || !u.EmailVerified {
+		t.Fatalf("after the undo: %+v", u)
+	}
+	if _, err := s.SessionByTokenHash(ctx(t), hash("owner-session")); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("the undo left a session: %v", err)
+	}
+	_, err = s.ConfirmEmail(ctx(t), hash("undo"), at(time.Hour), nil)
+	wantErr(t, "ConfirmEmail(undo again)", err, auth.ErrNotFound)
+
+	// A change to an address another account verified in the meantime fails, and
+	// takes nothing.
+	emailLink(t, s, "c-taken", third.ID, auth.EmailLinkChange, "owner@example.com", at(time.Hour))
+	_, err = s.ConfirmEmail(ctx(t), hash("c-taken"), t0(), nil)
+	wantErr(t, "ConfirmEmail(change to a verified address)", err, auth.ErrNotFound)
+	if u := userNow(t, s, third.ID); u.Email != "third@example.com" || !u.EmailVerified {
+		t.Fatalf("a refused change altered the account: %+v", u)
+	}
+}
