@@ -206,6 +206,9 @@ func (h *Handler) ForgotPassword(w http.ResponseWriter, r *http.Request) error {
 type ResetRequest struct {
 	Token       string `json:"token"`
 	NewPassword string `json:"new_password"`
+	// RevokeCredentials revokes every personal access token and SSH key of the
+	// account with the reset; absent means true.
+	RevokeCredentials *bool `json:"revoke_credentials"`
 }
 
 // ResetPassword sets a password with an emailed link.
@@ -214,7 +217,8 @@ func (h *Handler) ResetPassword(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if err := h.svc.ResetPassword(r.Context(), client(r), req.Token, req.NewPassword); err != nil {
+	revoke := req.RevokeCredentials == nil || *req.RevokeCredentials
+	if err := h.svc.ResetPassword(r.Context(), client(r), req.Token, req.NewPassword, revoke); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -469,8 +469,10 @@ func (s *Service) createResetLink(ctx context.Context, user UserID) (string, err
 }
 
 // ResetPassword sets a new password with an emailed link. It never signs the user in,
-// ends every session, and leaves MFA as it is.
-func (s *Service) ResetPassword(ctx context.Context, c Client, token, next string) error {
+// ends every session, and leaves MFA as it is. With revokeCredentials (what the API
+// and the page default to) every personal access token and SSH key of the account
+// goes in the same transaction: whoever held the account before may have added them.
+func (s *Service) ResetPassword(ctx context.Context, c Client, token, next string, revokeCredentials bool) error {
 	if pp := passwordProblem(next); pp != "" {
 		return InvalidInput(map[string]string{"new_password": pp})
 	}
@@ -488,7 +490,7 @@ func (s *Service) ResetPassword(ctx context.Context, c Client, token, next strin
 	if err != nil {
 		return s.hashError(err)
 	}
-	uid, err := s.store.ResetPassword(ctx, hashToken(token), hash, s.now())
+	uid, err := s.store.ResetPassword(ctx, hashToken(token), hash, s.now(), revokeCredentials)
 	if errors.Is(err, ErrNotFound) {
 		s.event(ctx, 0, c, "password_reset", "invalid_token", "")
 		return ErrInvalidToken
@@ -499,10 +501,14 @@ func (s *Service) ResetPassword(ctx context.Context, c Client, token, next strin
 	if err := s.resetLimit(ctx, ipAttempts); err != nil {
 		return err
 	}
-	s.event(ctx, uid, c, "password_reset", "success", "")
+	detail, revoked := "", ""
+	if revokeCredentials {
+		detail, revoked = "personal access tokens and SSH keys revoked", " Every personal access token and SSH key was revoked."
+	}
+	s.event(ctx, uid, c, "password_reset", "success", detail)
 	if u, err := s.store.UserByID(ctx, uid); err == nil {
 		s.notify(u, "Your password was reset",
-			"The password of %s was reset with an emailed link from %s. Every session was signed out.", u.Username, c.IP)
+			"The password of %s was reset with an emailed link from %s. Every session was signed out.%s", u.Username, c.IP, revoked)
 	}
 	return nil
 }

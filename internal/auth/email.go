@@ -197,3 +197,28 @@ func (s *Service) verifyNewAddress(ctx context.Context, u *User) {
 		s.log.Error("sign-up: sending the verification link", "user_id", int64(u.ID), "err", err)
 	}
 }
+
+// ResetLinkCredentials lists what a reset may revoke: the personal access tokens and
+// SSH keys of the account whose live reset link this is. Whoever holds the link may
+// see their names, as the account's owner would after signing in.
+func (s *Service) ResetLinkCredentials(ctx context.Context, token string) ([]AccessToken, []SSHKey, error) {
+	if token == "" || len(token) > 200 {
+		return nil, nil, ErrInvalidToken
+	}
+	r, err := s.store.PasswordReset(ctx, hashToken(token), s.now())
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil, ErrInvalidToken
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading reset link: %w", err)
+	}
+	toks, err := s.store.ListTokens(ctx, r.UserID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing tokens: %w", err)
+	}
+	keys, err := s.store.ListSSHKeys(ctx, r.UserID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listing SSH keys: %w", err)
+	}
+	return toks, keys, nil
+}

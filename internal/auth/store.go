@@ -36,7 +36,7 @@ type Store interface {
 	// SetAdmin grants or removes the operator role.
 	SetAdmin(ctx context.Context, id UserID, admin bool) error
 	// ChangePassword sets the password hash and deletes every session of the user
-	// except keep (0: all), in one transaction.
+	// except keep (0: all) and every reset link of the user, in one transaction.
 	//
 	// Wherever a method here deletes a user's sessions (ChangePassword,
 	// ResetPassword, EnableTOTP, DisableMFA, DeleteSessions, ApproveRecoveryRequest), in
@@ -121,13 +121,20 @@ type Store interface {
 	// the user has: what every /me and settings page asks.
 	MFAState(ctx context.Context, user UserID) (enabled bool, codes RecoveryCodeCounts, err error)
 
-	// CreatePasswordReset stores a reset link.
+	// CreatePasswordReset stores a reset link and, in the same transaction, deletes the
+	// user's other reset links: only the newest link works. (ChangePassword and
+	// ConfirmEmail delete them too: a link dies when the password or the address
+	// changes.)
 	CreatePasswordReset(ctx context.Context, r *PasswordReset) error
+	// PasswordReset returns the unused reset link with this hash that is unexpired at
+	// now, or ErrNotFound.
+	PasswordReset(ctx context.Context, hash []byte, now time.Time) (*PasswordReset, error)
 	// ResetPassword, in one transaction: consumes the unused, unexpired (at now) reset
 	// link with this hash, sets the password hash, deletes every session and every
-	// other reset link of the user. It returns the user, or ErrNotFound when the link is
-	// unknown, used or expired.
-	ResetPassword(ctx context.Context, hash []byte, passwordHash string, now time.Time) (UserID, error)
+	// other reset link of the user, and with revokeCredentials every personal access
+	// token and SSH key of the user. It returns the user, or ErrNotFound when the link
+	// is unknown, used or expired.
+	ResetPassword(ctx context.Context, hash []byte, passwordHash string, now time.Time, revokeCredentials bool) (UserID, error)
 
 	// AddEvent appends to the security log.
 	AddEvent(ctx context.Context, e *Event) error

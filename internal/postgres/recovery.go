@@ -170,9 +170,7 @@ func (s *Store) ApproveRecoveryRequest(ctx context.Context, id auth.RecoveryRequ
 			}
 		}
 		reset.UserID = user
-		_, err = tx.Exec(ctx, `INSERT INTO password_resets (token_hash, user_id, created_at, expires_at)
-			VALUES ($1, $2, $3, $4)`, reset.TokenHash, user, ts(reset.CreatedAt), ts(reset.ExpiresAt))
-		return err
+		return insertPasswordReset(ctx, tx, reset)
 	})
 	if err != nil {
 		return 0, mapErr("approve recovery request", err)

@@ -86,6 +86,10 @@ func (s *Store) ChangePassword(ctx context.Context, id auth.UserID, hash string,
 		if err := mustOne(tag.RowsAffected(), err); err != nil {
 			return err
 		}
+		// A reset link dies when the password changes by any path.
+		if _, err := tx.Exec(ctx, `DELETE FROM password_resets WHERE user_id = $1`, id); err != nil {
+			return err
+		}
 		_, err = deleteSessions(ctx, tx, id, keep)
 		return err
 	}))

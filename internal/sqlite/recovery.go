@@ -183,9 +183,7 @@ func (s *Store) ApproveRecoveryRequest(ctx context.Context, id auth.RecoveryRequ
 			}
 		}
 		reset.UserID = user
-		_, err = tx.ExecContext(ctx, `INSERT INTO password_resets (token_hash, user_id, created_at, expires_at)
-			VALUES (?, ?, ?, ?)`, reset.TokenHash, user, micros(reset.CreatedAt), micros(reset.ExpiresAt))
-		return err
+		return insertPasswordReset(ctx, tx, reset)
 	})
 	if err != nil {
 		return 0, mapErr("approve recovery request", err)

@@ -117,7 +117,7 @@ func testEmailLinks(t *testing.T, s auth.Store) {
 	if u := userNow(t, s, owner.ID); u.Email != "moved@example.com" || !u.EmailVerified {
 		t.Fatalf("after the change: %+v", u)
 	}
-	_, err = s.ResetPassword(ctx(t), hash("reset"), "x", at(time.Second))
+	_, err = s.ResetPassword(ctx(t), hash("reset"), "x", at(time.Second), false)
 	wantErr(t, "ResetPassword(link issued before the email changed)", err, auth.ErrNotFound)
 	_, err = s.ConfirmEmail(ctx(t), hash("v-again"), at(time.Second), nil)
 	wantErr(t, "ConfirmEmail(verify link of the old address)", err, auth.ErrNotFound)
@@ -152,5 +152,71 @@ func testEmailLinks(t *testing.T, s auth.Store) {
 	wantErr(t, "ConfirmEmail(change to a verified address)", err, auth.ErrNotFound)
 	if u := userNow(t, s, third.ID); u.Email != "third@example.com" || !u.EmailVerified {
 		t.Fatalf("a refused change altered the account: %+v", u)
+	}
+}
+
+// testResetLinks: a reset link dies when a newer one is issued and when the password
+// changes; a reset may revoke every token and SSH key of the account, and only its.
+func testResetLinks(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	bob := mustUser(t, s, "bob")
+	reset := func(token string, user auth.UserID) {
+		t.Helper()
+		noErr(t, "CreatePasswordReset", s.CreatePasswordReset(ctx(t), &auth.PasswordReset{
+			TokenHash: hash(token), UserID: user, CreatedAt: t0(), ExpiresAt: at(time.Hour)}))
+	}
+	credentials := func(user auth.UserID) (int, int) {
+		t.Helper()
+		toks, err := s.ListTokens(ctx(t), user)
+		noErr(t, "ListTokens", err)
+		keys, err := s.ListSSHKeys(ctx(t), user)
+		noErr(t, "ListSSHKeys", err)
+		return len(toks), len(keys)
+	}
+	for _, u := range []*auth.User{alice, bob} {
+		for _, name := range []string{"ci", "laptop"} {
+			noErr(t, "CreateToken", s.CreateToken(ctx(t), &auth.AccessToken{UserID: u.ID, Name: name,
+				TokenHash: hash(u.Username + name), CreatedAt: t0()}))
+			noErr(t, "CreateSSHKey", s.CreateSSHKey(ctx(t), &auth.SSHKey{UserID: u.ID, Title: name,
+				PublicKey: "ssh-ed25519 " + u.Username + name, Fingerprint: "SHA256:" + u.Username + name, CreatedAt: t0()}))
+		}
+	}
+
+	reset("first", alice.ID)
+	if r, err := s.PasswordReset(ctx(t), hash("first"), t0()); err != nil || r.UserID != alice.ID {
+		t.Fatalf("PasswordReset(live) = %+v, %v", r, err)
+	}
+	_, err := s.PasswordReset(ctx(t), hash("first"), at(time.Hour))
+	wantErr(t, "PasswordReset(expired at exactly now)", err, auth.ErrNotFound)
+	reset("second", alice.ID)
+	_, err = s.PasswordReset(ctx(t), hash("first"), t0())
+	wantErr(t, "PasswordReset(replaced by a newer link)", err, auth.ErrNotFound)
+	_, err = s.ResetPassword(ctx(t), hash("first"), "x", t0(), true)
+	wantErr(t, "ResetPassword(replaced by a newer link)", err, auth.ErrNotFound)
+
+	noErr(t, "ChangePassword", s.ChangePassword(ctx(t), alice.ID, "changed", 0))
+	_, err = s.ResetPassword(ctx(t), hash("second"), "x", t0(), true)
+	wantErr(t, "ResetPassword(after a password change)", err, auth.ErrNotFound)
+
+	reset("keep", bob.ID)
+	if _, err := s.ResetPassword(ctx(t), hash("keep"), "bob-1", t0(), false); err != nil {
+		t.Fatalf("ResetPassword(keep credentials) = %v", err)
+	}
+	if toks, keys := credentials(bob.ID); toks != 2 || keys != 2 {
+		t.Fatalf("a reset without revoking left %d tokens and %d keys, want 2 and 2", toks, keys)
+	}
+
+	reset("third", alice.ID)
+	if id, err := s.ResetPassword(ctx(t), hash("third"), "alice-new", t0(), true); err != nil || id != alice.ID {
+		t.Fatalf("ResetPassword(revoke) = %d, %v", id, err)
+	}
+	if toks, keys := credentials(alice.ID); toks != 0 || keys != 0 {
+		t.Fatalf("a revoking reset left %d tokens and %d keys", toks, keys)
+	}
+	if _, err := s.TokenByHash(ctx(t), hash("aliceci")); !errors.Is(err, auth.ErrNotFound) {
+		t.Fatalf("TokenByHash(revoked) = %v", err)
+	}
+	if toks, keys := credentials(bob.ID); toks != 2 || keys != 2 {
+		t.Fatalf("alice's reset revoked bob's credentials: %d tokens, %d keys left", toks, keys)
 	}
 }

@@ -201,15 +201,18 @@ func (h *Handler) resetForm(w http.ResponseWriter, r *http.Request) error {
 	if pg.Values["token"] == "" {
 		pg.Error = auth.ErrInvalidToken.Message
 	}
+	h.resetCredentials(r, pg, true)
 	h.render(w, http.StatusOK, "reset", pg)
 	return nil
 }
 
 func (h *Handler) reset(w http.ResponseWriter, r *http.Request) error {
 	token := r.PostFormValue("token")
-	if err := h.svc.ResetPassword(r.Context(), client(r), token, r.PostFormValue("new_password")); err != nil {
+	revoke := r.PostFormValue("revoke_credentials") != ""
+	if err := h.svc.ResetPassword(r.Context(), client(r), token, r.PostFormValue("new_password"), revoke); err != nil {
 		pg := h.newPage(w, r, "Choose a new password")
 		pg.Values["token"] = token
+		h.resetCredentials(r, pg, revoke)
 		return h.formOrPage(w, err, "reset", pg, "new_password")
 	}
 	h.clearSession(w)

@@ -118,3 +118,25 @@ func (h *Handler) registerAccount(mux *http.ServeMux) {
 	mux.Handle("GET /settings/account/undo-email", h.serve(h.verifyEmailForm("Put back your email address", "undo_email")))
 	mux.Handle("POST /settings/account/undo-email", h.post(h.undoEmail))
 }
+
+// resetData is what the reset form lists: the tokens and SSH keys the reset can
+// revoke, with one choice for all of them.
+type resetData struct {
+	Tokens []auth.AccessToken
+	Keys   []auth.SSHKey
+	Revoke bool
+}
+
+// resetCredentials fills the reset form's list for the link in pg. An unknown or dead
+// link lists nothing; the reset itself then says so.
+func (h *Handler) resetCredentials(r *http.Request, pg *page, revoke bool) {
+	d := resetData{Revoke: revoke}
+	if tok := pg.Values["token"]; tok != "" {
+		toks, keys, err := h.svc.ResetLinkCredentials(r.Context(), tok)
+		if err != nil && auth.AsError(err) == nil {
+			h.log.Error("reset form: listing credentials", "err", err)
+		}
+		d.Tokens, d.Keys = toks, keys
+	}
+	pg.Data = d
+}
