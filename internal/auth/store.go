@@ -238,6 +238,15 @@ type Store interface {
 	// PendingEmailChange returns the user's newest unused, unexpired "change" link
 	// (without its hash) or ErrNotFound.
 	PendingEmailChange(ctx context.Context, user UserID, now time.Time) (*EmailLink, error)
+
+	// DeleteUser, in one transaction: reserves the user's username (its case fold)
+	// until reserveUntil, deletes the user and with it everything that names them
+	// (sessions, pending logins, tokens, SSH keys, MFA, reset and address links,
+	// recovery requests, security-log rows), and appends tombstone, an event of no
+	// account, to the security log. ErrNotFound when there is no such user. CreateUser
+	// refuses a reserved username (ConflictError{"username"}) until its reservation
+	// ends at the new user's CreatedAt.
+	DeleteUser(ctx context.Context, id UserID, reserveUntil time.Time, tombstone *Event) error
 }
 
 // AttemptUpdater is implemented by a store that can read counters, compute their next

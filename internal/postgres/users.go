@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -33,17 +34,26 @@ func (s *Store) oneUser(ctx context.Context, op, sql string, args ...any) (*auth
 // happens only where no such account exists, and the partial unique index keeps two
 // verified copies out whatever races.
 func (s *Store) CreateUser(ctx context.Context, u *auth.User) error {
-	err := s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&u.ID) },
-		`INSERT INTO users
-		(username, username_key, email, email_key, email_verified, password_hash, is_admin, created_at)
-		SELECT $1::text, $2::text, $3::text, $4::text, $5::boolean, $6::text, $7::boolean, $8::timestamptz
-		WHERE NOT EXISTS (SELECT 1 FROM users WHERE email_key = $4::text AND email_verified) RETURNING id`,
-		u.Username, fold(u.Username), u.Email, fold(u.Email), u.EmailVerified,
-		u.PasswordHash, u.IsAdmin, ts(u.CreatedAt))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("postgres: create user: %w", &auth.ConflictError{Field: "email"})
-	}
-	return mapErr("create user", err)
+	return mapErr("create user", s.tx(ctx, func(tx pgx.Tx) error {
+		var taken int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM reserved_usernames WHERE username_key = $1 AND reserved_until > $2`,
+			fold(u.Username), ts(u.CreatedAt)).Scan(&taken)
+		if err == nil {
+			return &auth.ConflictError{Field: "username"}
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		err = tx.QueryRow(ctx, `INSERT INTO users
+			(username, username_key, email, email_key, email_verified, password_hash, is_admin, created_at)
+			SELECT $1::text, $2::text, $3::text, $4::text, $5::boolean, $6::text, $7::boolean, $8::timestamptz
+			WHERE NOT EXISTS (SELECT 1 FROM users WHERE email_key = $4::text AND email_verified) RETURNING id`,
+			u.Username, fold(u.Username), u.Email, fold(u.Email), u.EmailVerified,
+			u.PasswordHash, u.IsAdmin, ts(u.CreatedAt)).Scan(&u.ID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("postgres: create user: %w", &auth.ConflictError{Field: "email"})
+		}
+		return err
+	}))
 }
 
 // UserByID returns the user or ErrNotFound.
@@ -92,5 +102,22 @@ func (s *Store) ChangePassword(ctx context.Context, id auth.UserID, hash string,
 		}
 		_, err = deleteSessions(ctx, tx, id, keep)
 		return err
+	}))
+}
+
+// DeleteUser reserves the username, deletes the user (the foreign keys cascade to
+// everything that names them) and writes the tombstone, in one transaction.
+func (s *Store) DeleteUser(ctx context.Context, id auth.UserID, reserveUntil time.Time, tombstone *auth.Event) error {
+	return mapErr("delete user", s.tx(ctx, func(tx pgx.Tx) error {
+		var key string
+		if err := tx.QueryRow(ctx, `DELETE FROM users WHERE id = $1 RETURNING username_key`, id).Scan(&key); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO reserved_usernames (username_key, user_id, reserved_until) VALUES ($1, $2, $3)
+			ON CONFLICT (username_key) DO UPDATE SET user_id = excluded.user_id, reserved_until = excluded.reserved_until`,
+			key, id, ts(reserveUntil)); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, insertEvent, insertEventArgs(tombstone)...).Scan(&tombstone.ID)
 	}))
 }

@@ -71,4 +71,6 @@ func (s *Server) accountRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /api/v1/email/verify", a.Serve(a.VerifyEmail))
 	mux.Handle("POST /api/v1/email/verification", a.Authed(a.ResendVerification))
 	mux.Handle("POST /api/v1/email", a.Authed(a.ChangeEmail))
+	mux.Handle("DELETE /api/v1/me", a.Authed(a.DeleteMe))
+	mux.Handle("GET /api/v1/me/export", a.Authed(a.Export))
 }

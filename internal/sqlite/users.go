@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/latchkey/latchkey/internal/auth"
 )
@@ -28,7 +29,14 @@ func (s *Store) CreateUser(ctx context.Context, u *auth.User) error {
 	var id int64
 	err := s.write(ctx, func(tx *wtx) error {
 		var taken int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM users WHERE email_key = ? AND email_verified = 1`, fold(u.Email)).Scan(&taken)
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM reserved_usernames WHERE username_key = ? AND reserved_until > ?`,
+			fold(u.Username), micros(u.CreatedAt)).Scan(&taken)
+		if err == nil {
+			return &auth.ConflictError{Field: "username"}
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		err = tx.QueryRowContext(ctx, `SELECT 1 FROM users WHERE email_key = ? AND email_verified = 1`, fold(u.Email)).Scan(&taken)
 		if err == nil {
 			return &auth.ConflictError{Field: "email"}
 		} else if !errors.Is(err, sql.ErrNoRows) {
@@ -125,4 +133,26 @@ func rowsAffected(res sql.Result, err error) (int64, error) {
 		return 0, err
 	}
 	return res.RowsAffected()
+}
+
+// DeleteUser reserves the username, deletes the user (the foreign keys cascade to
+// everything that names them) and writes the tombstone, in one write.
+func (s *Store) DeleteUser(ctx context.Context, id auth.UserID, reserveUntil time.Time, tombstone *auth.Event) error {
+	return mapErr("delete user", s.write(ctx, func(tx *wtx) error {
+		var key string
+		if err := tx.QueryRowContext(ctx, `DELETE FROM users WHERE id = ? RETURNING username_key`, id).Scan(&key); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO reserved_usernames (username_key, user_id, reserved_until) VALUES (?, ?, ?)
+			ON CONFLICT (username_key) DO UPDATE SET user_id = excluded.user_id, reserved_until = excluded.reserved_until`,
+			key, id, micros(reserveUntil)); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, insertEvent, insertEventArgs(tombstone)...)
+		if err != nil {
+			return err
+		}
+		tombstone.ID, err = res.LastInsertId()
+		return err
+	}))
 }

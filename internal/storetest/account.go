@@ -220,3 +220,56 @@ func testResetLinks(t *testing.T, s auth.Store) {
 		t.Fatalf("alice's reset revoked bob's credentials: %d tokens, %d keys left", toks, keys)
 	}
 }
+
+// testDeleteUser: everything that names the user goes in one transaction, a tombstone
+// stays in the log, and the username is reserved until the given time.
+func testDeleteUser(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "Alice")
+	bob := mustUser(t, s, "bob")
+	mustSession(t, s, alice.ID, "alice-session", t0())
+	bobs := mustSession(t, s, bob.ID, "bob-session", t0())
+	noErr(t, "CreateToken", s.CreateToken(ctx(t), &auth.AccessToken{UserID: alice.ID, Name: "ci", TokenHash: hash("alice-pat"), CreatedAt: t0()}))
+	noErr(t, "CreateSSHKey", s.CreateSSHKey(ctx(t), &auth.SSHKey{UserID: alice.ID, Title: "k", PublicKey: "ssh-ed25519 A", Fingerprint: "SHA256:a", CreatedAt: t0()}))
+	emailLink(t, s, "alice-verify", alice.ID, auth.EmailLinkVerify, alice.Email, at(time.Hour))
+	noErr(t, "AddEvent", s.AddEvent(ctx(t), &auth.Event{UserID: alice.ID, Time: t0(), Event: "login", Outcome: "success"}))
+
+	tomb := &auth.Event{Time: at(time.Second), Event: "account_deleted", Outcome: "success", Detail: "account Alice deleted"}
+	noErr(t, "DeleteUser", s.DeleteUser(ctx(t), alice.ID, at(30*24*time.Hour), tomb))
+	if tomb.ID == 0 {
+		t.Fatal("DeleteUser did not set the tombstone's ID")
+	}
+	_, err := s.UserByID(ctx(t), alice.ID)
+	wantErr(t, "UserByID(deleted)", err, auth.ErrNotFound)
+	_, err = s.SessionByTokenHash(ctx(t), hash("alice-session"))
+	wantErr(t, "SessionByTokenHash(deleted user's)", err, auth.ErrNotFound)
+	_, err = s.TokenByHash(ctx(t), hash("alice-pat"))
+	wantErr(t, "TokenByHash(deleted user's)", err, auth.ErrNotFound)
+	_, err = s.ConfirmEmail(ctx(t), hash("alice-verify"), t0(), nil)
+	wantErr(t, "ConfirmEmail(deleted user's link)", err, auth.ErrNotFound)
+	evs, err := s.Events(ctx(t), 0, 100)
+	noErr(t, "Events", err)
+	if len(evs) != 1 || evs[0].ID != tomb.ID || evs[0].UserID != 0 || evs[0].Detail != "account Alice deleted" {
+		t.Fatalf("security log after deletion = %+v, want only the tombstone", evs)
+	}
+	wantErr(t, "DeleteUser(again)", s.DeleteUser(ctx(t), alice.ID, at(time.Hour), &auth.Event{Time: t0(), Event: "x", Outcome: "x"}), auth.ErrNotFound)
+
+	for _, c := range []struct {
+		name    string
+		created time.Time
+		ok      bool
+	}{
+		{"during the reservation", at(30*24*time.Hour - time.Microsecond), false},
+		{"when it ends", at(30 * 24 * time.Hour), true},
+	} {
+		err := s.CreateUser(ctx(t), &auth.User{Username: "aLiCe", Email: "new-alice@example.com", PasswordHash: "h", CreatedAt: c.created})
+		var ce *auth.ConflictError
+		if c.ok {
+			noErr(t, "CreateUser(reserved username, "+c.name+")", err)
+		} else if !errors.As(err, &ce) || ce.Field != "username" {
+			t.Fatalf("CreateUser(reserved username, %s) = %v, want ConflictError{username}", c.name, err)
+		}
+	}
+	if _, err := s.SessionByTokenHash(ctx(t), hash("bob-session")); err != nil {
+		t.Fatalf("alice's deletion ended bob's session %d: %v", bobs.ID, err)
+	}
+}

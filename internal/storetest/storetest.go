@@ -116,6 +116,7 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"FinishSignIn", testFinishSignIn},
 		{"EmailLinks", testEmailLinks},
 		{"ResetLinks", testResetLinks},
+		{"DeleteUser", testDeleteUser},
 	}
 	for _, a := range areas {
 		t.Run(a.name, func(t *testing.T) {

@@ -1,9 +1,12 @@
 package web
 
 import (
+	"encoding/json"
 	"net/http"
 
+	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/auth"
+	"github.com/latchkey/latchkey/internal/recovery"
 )
 
 // accountFlashes are the messages of the account page and the address links.
@@ -13,6 +16,7 @@ var accountFlashes = map[string]flash{
 	"email_change_sent": {"ok", "We sent a link to the new address. The change takes effect when you follow it."},
 	"email_restored":    {"ok", "Your previous email address is back and every session was signed out. Sign in, and reset your password if the change was not yours."},
 	"email_dropped":     {"warn", "Another account verified the email address you had given, so it was removed from your account. Add an address you can receive mail at."},
+	"account_deleted":   {"ok", "Your account was deleted."},
 }
 
 // afterSignInAs is afterSignIn for u: an account whose address was dropped (another
@@ -113,6 +117,8 @@ func (h *Handler) registerAccount(mux *http.ServeMux) {
 	mux.Handle("GET /settings/account", h.authed(h.account))
 	mux.Handle("POST /settings/account/email", h.authedPost(h.changeEmail))
 	mux.Handle("POST /settings/account/email/verification", h.authedPost(h.resendVerification))
+	mux.Handle("GET /settings/account/export", h.authed(h.exportAccount))
+	mux.Handle("POST /settings/account/delete", h.authedPost(h.deleteAccount))
 	mux.Handle("GET /verify-email", h.serve(h.verifyEmailForm("Verify your email address", "verify_email")))
 	mux.Handle("POST /verify-email", h.post(h.verifyEmail))
 	mux.Handle("GET /settings/account/undo-email", h.serve(h.verifyEmailForm("Put back your email address", "undo_email")))
@@ -139,4 +145,38 @@ func (h *Handler) resetCredentials(r *http.Request, pg *page, revoke bool) {
 		d.Tokens, d.Keys = toks, keys
 	}
 	pg.Data = d
+}
+
+// exportAccount downloads everything stored about the account as a JSON file.
+func (h *Handler) exportAccount(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	x, err := h.svc.Export(r.Context(), client(r), p)
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(api.ToExport(x, h.svc.Now(), p.Session), "", "  ")
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+recovery.Slug(h.opts.SiteName)+`-account.json"`)
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(append(b, '\n'))
+	return nil
+}
+
+// deleteAccount deletes the account once its username is typed; the browser is
+// signed out with it.
+func (h *Handler) deleteAccount(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
+	if err := h.svc.DeleteAccount(r.Context(), client(r), p, r.PostFormValue("username")); err != nil {
+		pending, perr := h.svc.PendingEmailChange(r.Context(), p)
+		if perr != nil {
+			return perr
+		}
+		pg := h.newPage(w, r, "Account")
+		pg.Data = accountData{Email: p.User.Email, Verified: p.User.EmailVerified, PendingEmail: pending}
+		return h.formOrPage(w, err, "account", pg, "username")
+	}
+	h.clearSession(w)
+	redirect(w, r, "/login?done=account_deleted")
+	return nil
 }
