@@ -172,6 +172,9 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 		s.observe("login", "failure")
 		return nil, ErrInvalidCredentials
 	}
+	if u.Disabled {
+		return nil, s.refuseDisabled(ctx, c, u, key, ipCount)
+	}
 	// The right password was no failure of the IP's: its count is refunded, in the
 	// sign-in's own transaction when there is no second step.
 	refundIP := AttemptStep{Key: ipKey(c.IP), Step: refundStep(s.cfg.IPLimit, ipCount).at(s.now())}

@@ -249,6 +249,7 @@ func (s *Service) VerifyRecovery(ctx context.Context, c Client, id RecoveryReque
 		s.notify(u, "Your recovery request was verified",
 			"The recovery request for %s opened from %s was verified with %s from %s.\n\n%s\n\nIf this was NOT you, cancel it now:\n%s",
 			u.Username, r.IP, detail, c.IP, next, s.cancelLink(r.ID))
+		s.notifyOperator(u, r, detail)
 	}
 	return &RecoveryVerification{Method: ev.Method, KeyFingerprint: ev.KeyFingerprint}, nil
 }

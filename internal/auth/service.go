@@ -41,6 +41,8 @@ type Config struct {
 	ResetTTL        time.Duration
 
 	RecoveryAutoApproveAfter time.Duration
+	// OperatorEmail, when set, is told of every verified recovery request.
+	OperatorEmail string
 }
 
 // Mailer delivers one plain-text message. The SMTP sender satisfies it; when none is

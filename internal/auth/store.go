@@ -35,6 +35,10 @@ type Store interface {
 	ListUsers(ctx context.Context) ([]User, error)
 	// SetAdmin grants or removes the operator role.
 	SetAdmin(ctx context.Context, id UserID, admin bool) error
+	// SetDisabled disables or enables the account; disabling also deletes every
+	// session (as ChangePassword does, with keep 0), in one transaction. ErrNotFound
+	// for an unknown user.
+	SetDisabled(ctx context.Context, id UserID, disabled bool) error
 	// ChangePassword sets the password hash and deletes every session of the user
 	// except keep (0: all) and every reset link of the user, in one transaction.
 	//

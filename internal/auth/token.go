@@ -111,6 +111,9 @@ func (s *Service) authenticateToken(ctx context.Context, secret string, now time
 	if err != nil {
 		return nil, fmt.Errorf("looking up token user: %w", err)
 	}
+	if u.Disabled {
+		return nil, ErrUnauthenticated
+	}
 	if now.Sub(t.LastUsedAt) >= touchEvery {
 		if err := s.store.TouchToken(ctx, t.ID, now); err != nil {
 			return nil, fmt.Errorf("touching token: %w", err)

@@ -25,7 +25,10 @@ type User struct {
 	EmailVerified bool
 	PasswordHash  string // argon2id PHC string
 	IsAdmin       bool
-	CreatedAt     time.Time
+	// Disabled is set by an operator: the account cannot sign in. Only UserByID,
+	// UserByLogin, UserByEmail and ListUsers read it.
+	Disabled  bool
+	CreatedAt time.Time
 	// CredEpoch counts the credential changes that end sessions (password change or
 	// reset, MFA on or off, an approved recovery). Sessions and pending logins carry the
 	// epoch they were opened under and are dead once it moves on, so a sign-in that

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
@@ -59,6 +60,8 @@ type Config struct {
 	ShutdownGrace time.Duration
 
 	RecoveryAutoApproveAfter time.Duration
+	// OperatorEmail, when set, is told of every verified recovery request.
+	OperatorEmail string
 }
 
 // Default returns the configuration with every default of SPEC §1 and §3.
@@ -144,6 +147,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body")
 	dur(&c.ShutdownGrace, "shutdown-grace", "how long shutdown waits for requests in flight")
 	dur(&c.RecoveryAutoApproveAfter, "recovery-auto-approve-after", "approve a verified recovery request the owner did not cancel after this long (0: never)")
+	str(&c.OperatorEmail, "operator-email", "address told of every verified recovery request (empty: nobody)")
 
 	if extra != nil {
 		extra(fs)
@@ -256,6 +260,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MFAMaxLock < c.MFALock || c.PasswordMaxLock < c.PasswordLock {
 		return errors.New("the longest lock must not be shorter than the first lock")
+	}
+	if a, err := mail.ParseAddress(c.OperatorEmail); c.OperatorEmail != "" && (err != nil || a.Address != c.OperatorEmail) {
+		return errors.New("operator-email: must be a plain email address like ops@example.com")
 	}
 	if c.RecoveryAutoApproveAfter < 0 {
 		return errors.New("recovery-auto-approve-after: must not be negative")

@@ -11,12 +11,12 @@ import (
 	"github.com/latchkey/latchkey/internal/auth"
 )
 
-const userColumns = `id, username, email, email_verified, password_hash, is_admin, created_at, cred_epoch`
+const userColumns = `id, username, email, email_verified, password_hash, is_admin, created_at, cred_epoch, disabled`
 
 func scanUser(row pgx.Row) (auth.User, error) {
 	var u auth.User
 	err := row.Scan(&u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.PasswordHash,
-		&u.IsAdmin, timeCol{&u.CreatedAt}, &u.CredEpoch)
+		&u.IsAdmin, timeCol{&u.CreatedAt}, &u.CredEpoch, &u.Disabled)
 	return u, err
 }
 
@@ -119,5 +119,21 @@ func (s *Store) DeleteUser(ctx context.Context, id auth.UserID, reserveUntil tim
 			return err
 		}
 		return tx.QueryRow(ctx, insertEvent, insertEventArgs(tombstone)...).Scan(&tombstone.ID)
+	}))
+}
+
+// SetDisabled sets the flag and, when disabling, ends every session in the same
+// transaction.
+func (s *Store) SetDisabled(ctx context.Context, id auth.UserID, disabled bool) error {
+	return mapErr("set disabled", s.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE users SET disabled = $1 WHERE id = $2`, disabled, id)
+		if err := mustOne(tag.RowsAffected(), err); err != nil {
+			return err
+		}
+		if !disabled {
+			return nil
+		}
+		_, err = deleteSessions(ctx, tx, id, 0)
+		return err
 	}))
 }

@@ -9,12 +9,12 @@ import (
 	"github.com/latchkey/latchkey/internal/auth"
 )
 
-const userColumns = `id, username, email, email_verified, password_hash, is_admin, created_at, cred_epoch`
+const userColumns = `id, username, email, email_verified, password_hash, is_admin, created_at, cred_epoch, disabled`
 
 func scanUser(row interface{ Scan(...any) error }) (*auth.User, error) {
 	var u auth.User
 	err := row.Scan(&u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.PasswordHash,
-		&u.IsAdmin, timeCol{&u.CreatedAt}, &u.CredEpoch)
+		&u.IsAdmin, timeCol{&u.CreatedAt}, &u.CredEpoch, &u.Disabled)
 	if err != nil {
 		return nil, err
 	}
@@ -153,6 +153,21 @@ func (s *Store) DeleteUser(ctx context.Context, id auth.UserID, reserveUntil tim
 			return err
 		}
 		tombstone.ID, err = res.LastInsertId()
+		return err
+	}))
+}
+
+// SetDisabled sets the flag and, when disabling, ends every session in the same write.
+func (s *Store) SetDisabled(ctx context.Context, id auth.UserID, disabled bool) error {
+	return mapErr("set disabled", s.write(ctx, func(tx *wtx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET disabled = ? WHERE id = ?`, disabled, id)
+		if err := mustOne(rowsAffected(res, err)); err != nil {
+			return err
+		}
+		if !disabled {
+			return nil
+		}
+		_, err = deleteSessions(ctx, tx, id, 0)
 		return err
 	}))
 }

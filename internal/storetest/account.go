@@ -273,3 +273,36 @@ func testDeleteUser(t *testing.T, s auth.Store) {
 		t.Fatalf("alice's deletion ended bob's session %d: %v", bobs.ID, err)
 	}
 }
+
+// testSetDisabled: disabling ends every session and pending sign-in and moves the
+// credentials epoch on, in one transaction; enabling ends nothing.
+func testSetDisabled(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	bob := mustUser(t, s, "bob")
+	mustSession(t, s, alice.ID, "a1", t0())
+	mustSession(t, s, bob.ID, "b1", t0())
+
+	noErr(t, "SetDisabled(true)", s.SetDisabled(ctx(t), alice.ID, true))
+	u := userNow(t, s, alice.ID)
+	if !u.Disabled || u.CredEpoch == alice.CredEpoch {
+		t.Fatalf("after SetDisabled(true): %+v", u)
+	}
+	if l, err := s.UserByLogin(ctx(t), "alice"); err != nil || !l.Disabled {
+		t.Fatalf("UserByLogin(disabled) = %+v, %v", l, err)
+	}
+	if ids := sessionIDs(t, s, alice.ID); len(ids) != 0 {
+		t.Fatalf("sessions after SetDisabled(true) = %v", ids)
+	}
+	if ids := sessionIDs(t, s, bob.ID); len(ids) != 1 {
+		t.Fatalf("alice's disabling ended bob's sessions: %v", ids)
+	}
+	mustSession(t, s, alice.ID, "a2", t0()) // opened under the new epoch, say by a test
+	noErr(t, "SetDisabled(false)", s.SetDisabled(ctx(t), alice.ID, false))
+	if u := userNow(t, s, alice.ID); u.Disabled {
+		t.Fatalf("after SetDisabled(false): %+v", u)
+	}
+	if ids := sessionIDs(t, s, alice.ID); len(ids) != 1 {
+		t.Fatalf("enabling ended sessions: %v", ids)
+	}
+	wantErr(t, "SetDisabled(unknown)", s.SetDisabled(ctx(t), bob.ID+1000, true), auth.ErrNotFound)
+}

@@ -117,6 +117,7 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"EmailLinks", testEmailLinks},
 		{"ResetLinks", testResetLinks},
 		{"DeleteUser", testDeleteUser},
+		{"SetDisabled", testSetDisabled},
 	}
 	for _, a := range areas {
 		t.Run(a.name, func(t *testing.T) {
