@@ -205,11 +205,19 @@ type Store interface {
 	// token hashes to hash, and returns it; ErrNotFound when there is none.
 	CancelRecoveryRequest(ctx context.Context, hash []byte, now time.Time) (*RecoveryRequest, error)
 	// ApproveRecoveryRequest, in one transaction: moves the verified request to
-	// approved (ErrNotFound, changing nothing, when it is not verified), closes the
+	// approved — only while its evidence holds: the token that verified it still
+	// exists, is the account's and is unexpired at now, or the SSH key still exists and
+	// is the account's (requests verified without recorded evidence ids are not
+	// re-checked) — (ErrNotFound, changing nothing, when it is not verified or its
+	// evidence is gone), closes the
 	// account's other pending and verified requests, deletes the TOTP credential, the
 	// pending setup and the recovery codes, every session and pending login, and
 	// stores reset (its UserID set to the request's account). The password stays.
 	ApproveRecoveryRequest(ctx context.Context, id RecoveryRequestID, reason string, now time.Time, reset *PasswordReset) (UserID, error)
+	// CancelRecoveryRequests moves the user's requests that match m (see
+	// RecoveryMatch) to cancelled, recording now as DecidedAt and reason, with one
+	// conditional update, and returns their ids.
+	CancelRecoveryRequests(ctx context.Context, user UserID, m RecoveryMatch, now time.Time, reason string) ([]RecoveryRequestID, error)
 	// MarkRecoveryReminder sets reminders = n where the request is verified and fewer
 	// than n reminders were recorded, and reports whether it did: each reminder is
 	// sent once, whichever replica gets there first.

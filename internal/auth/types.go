@@ -283,6 +283,19 @@ type RecoveryEvidence struct {
 	KeyCreatedAt   time.Time
 	TokenName      string
 	VerifiedAt     time.Time
+	// KeyID or TokenID names the SSH key or token that verified the request, so
+	// that approval can check it still holds.
+	KeyID   SSHKeyID
+	TokenID TokenID
+}
+
+// RecoveryMatch says which of an account's recovery requests CancelRecoveryRequests
+// ends: every open one (Open), or the verified ones whose evidence is the token
+// TokenID or the SSH key KeyID.
+type RecoveryMatch struct {
+	Open    bool
+	TokenID TokenID
+	KeyID   SSHKeyID
 }
 
 // RecoveryLimit bounds how many requests may be opened: at most PerSubject per

@@ -24,6 +24,16 @@ func (s *testServer) enrolTOTP(t *testing.T, tok string) string {
 	return secret
 }
 
+// codeAt is the TOTP code of a base32 secret at now, computed by the totp package.
+func codeAt(t *testing.T, secret string, now time.Time) string {
+	t.Helper()
+	raw, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ToUpper(secret))
+	if err != nil {
+		t.Fatalf("secret %q: %v", secret, err)
+	}
+	return totp.Code(raw, totp.Step(now))
+}
+
 // TestExportAccount: the export holds everything stored about the account and never a
 // secret; a personal access token cannot ask for it.
 func TestExportAccount(t *testing.T) {

@@ -306,3 +306,85 @@ func testSetDisabled(t *testing.T, s auth.Store) {
 	}
 	wantErr(t, "SetDisabled(unknown)", s.SetDisabled(ctx(t), bob.ID+1000, true), auth.ErrNotFound)
 }
+
+// testRecoveryEvidence: approval re-checks, in its own statement, that the token or
+// SSH key that verified the request still holds; CancelRecoveryRequests ends the
+// requests a revoked piece of evidence verified, or every open one.
+func testRecoveryEvidence(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	lim := auth.RecoveryLimit{Since: at(-time.Hour), PerSubject: 100, PerIP: 100}
+	tok := &auth.AccessToken{UserID: alice.ID, Name: "ci", TokenHash: hash("pat"), CreatedAt: t0(), ExpiresAt: at(2 * time.Hour)}
+	noErr(t, "CreateToken", s.CreateToken(ctx(t), tok))
+	other := &auth.AccessToken{UserID: alice.ID, Name: "other", TokenHash: hash("pat2"), CreatedAt: t0()}
+	noErr(t, "CreateToken", s.CreateToken(ctx(t), other))
+	key := &auth.SSHKey{UserID: alice.ID, Title: "k", PublicKey: "ssh-ed25519 A", Fingerprint: "SHA256:a", CreatedAt: t0()}
+	noErr(t, "CreateSSHKey", s.CreateSSHKey(ctx(t), key))
+
+	verified := func(ev auth.RecoveryEvidence) *auth.RecoveryRequest {
+		t.Helper()
+		r := newRequest(t, alice.ID, "user:alice", "192.0.2.1", t0())
+		if !mustOpen(t, s, r, lim) {
+			t.Fatal("OpenRecoveryRequest refused")
+		}
+		ev.VerifiedAt = at(time.Minute)
+		if ok, err := s.CountRecoveryAttempt(ctx(t), r.ID, 5, at(time.Minute)); err != nil || !ok {
+			t.Fatalf("CountRecoveryAttempt = %v, %v", ok, err)
+		}
+		if ok, err := s.VerifyRecoveryRequest(ctx(t), r.ID, ev, 5, at(time.Minute)); err != nil || !ok {
+			t.Fatalf("VerifyRecoveryRequest = %v, %v", ok, err)
+		}
+		return r
+	}
+	approve := func(r *auth.RecoveryRequest, now time.Time) error {
+		_, err := s.ApproveRecoveryRequest(ctx(t), r.ID, "why", now,
+			&auth.PasswordReset{TokenHash: hash("reset-" + string(r.ID)), CreatedAt: now, ExpiresAt: now.Add(time.Hour)})
+		return err
+	}
+	status := func(r *auth.RecoveryRequest) string {
+		t.Helper()
+		got, err := s.RecoveryRequest(ctx(t), r.ID)
+		noErr(t, "RecoveryRequest", err)
+		return got.Status
+	}
+
+	// A revoked token: approval refuses, changing nothing.
+	byToken := verified(auth.RecoveryEvidence{Method: "personal_access_token", TokenName: "ci", TokenID: tok.ID})
+	noErr(t, "DeleteToken", s.DeleteToken(ctx(t), alice.ID, tok.ID))
+	wantErr(t, "ApproveRecoveryRequest(token revoked)", approve(byToken, at(time.Hour)), auth.ErrNotFound)
+	if st := status(byToken); st != auth.RecoveryVerified {
+		t.Fatalf("a refused approval left the request %s", st)
+	}
+
+	// An expired token: refused from its expiry on.
+	byOther := verified(auth.RecoveryEvidence{Method: "personal_access_token", TokenName: "other", TokenID: other.ID})
+	noErr(t, "CreateToken", s.CreateToken(ctx(t), &auth.AccessToken{UserID: alice.ID, Name: "short", TokenHash: hash("pat3"), CreatedAt: t0(), ExpiresAt: at(time.Hour)}))
+	short, err := s.TokenByHash(ctx(t), hash("pat3"))
+	noErr(t, "TokenByHash", err)
+	byShort := verified(auth.RecoveryEvidence{Method: "personal_access_token", TokenName: "short", TokenID: short.ID})
+	wantErr(t, "ApproveRecoveryRequest(token expired at exactly now)", approve(byShort, at(time.Hour)), auth.ErrNotFound)
+
+	// CancelRecoveryRequests by evidence ends only the requests that evidence verified.
+	byKey := verified(auth.RecoveryEvidence{Method: "ssh_key", KeyFingerprint: "SHA256:a", KeyID: key.ID})
+	ids, err := s.CancelRecoveryRequests(ctx(t), alice.ID, auth.RecoveryMatch{TokenID: other.ID}, at(2*time.Minute), "revoked")
+	noErr(t, "CancelRecoveryRequests(token)", err)
+	if len(ids) != 1 || ids[0] != byOther.ID || status(byOther) != auth.RecoveryCancelled || status(byKey) != auth.RecoveryVerified {
+		t.Fatalf("CancelRecoveryRequests(token) = %v; statuses %s, %s", ids, status(byOther), status(byKey))
+	}
+
+	// A key still registered: approved.
+	noErr(t, "ApproveRecoveryRequest(key still there)", approve(byKey, at(time.Hour)))
+
+	// Every open request of the account.
+	pending := newRequest(t, alice.ID, "user:alice", "192.0.2.1", at(2*time.Hour))
+	mustOpen(t, s, pending, auth.RecoveryLimit{Since: at(time.Hour), PerSubject: 100, PerIP: 100})
+	ids, err = s.CancelRecoveryRequests(ctx(t), alice.ID, auth.RecoveryMatch{Open: true}, at(3*time.Hour), "signed in with a second factor")
+	noErr(t, "CancelRecoveryRequests(open)", err)
+	if len(ids) != 1 || ids[0] != pending.ID {
+		t.Fatalf("CancelRecoveryRequests(open) = %v, want only %s (the others are decided or closed already)", ids, pending.ID)
+	}
+	got, err := s.RecoveryRequest(ctx(t), pending.ID)
+	noErr(t, "RecoveryRequest", err)
+	if got.Status != auth.RecoveryCancelled || got.Reason != "signed in with a second factor" || !got.DecidedAt.Equal(at(3*time.Hour)) {
+		t.Fatalf("cancelled request = %+v", got)
+	}
+}

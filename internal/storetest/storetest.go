@@ -118,6 +118,7 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"ResetLinks", testResetLinks},
 		{"DeleteUser", testDeleteUser},
 		{"SetDisabled", testSetDisabled},
+		{"RecoveryEvidence", testRecoveryEvidence},
 	}
 	for _, a := range areas {
 		t.Run(a.name, func(t *testing.T) {
