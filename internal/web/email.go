@@ -17,6 +17,7 @@ var accountFlashes = map[string]flash{
 	"email_restored":    {"ok", "Your previous email address is back and every session was signed out. Sign in, and reset your password if the change was not yours."},
 	"email_dropped":     {"warn", "Another account verified the email address you had given, so it was removed from your account. Add an address you can receive mail at."},
 	"account_deleted":   {"ok", "Your account was deleted."},
+	"signed_up":         {"ok", "Welcome! Your account is ready. We sent a link to your email address: follow it within 24 hours to verify it."},
 }
 
 // afterSignInAs is afterSignIn for u: an account whose address was dropped (another
