@@ -40,6 +40,13 @@ func (s *Store) ConfirmEmail(ctx context.Context, hash []byte, now time.Time, un
 		if err != nil {
 			return err
 		}
+		// Confirmations of one address take turns: two accounts verifying it at once
+		// would otherwise each lock their own row and wait on the other's (the unique
+		// index, the drop of the other copy), a deadlock PostgreSQL breaks by failing
+		// one of them.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('latchkey-email:' || $1, 0))`, key); err != nil {
+			return err
+		}
 		var curKey string
 		var verified bool
 		// FOR UPDATE: the account's address is read and then replaced, and sign-ins

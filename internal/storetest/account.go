@@ -388,3 +388,38 @@ func testRecoveryEvidence(t *testing.T, s auth.Store) {
 		t.Fatalf("cancelled request = %+v", got)
 	}
 }
+
+// testEmailVerifyRace: accounts verifying one address at once: exactly one keeps it,
+// every other copy is dropped, and no confirmation fails with anything but
+// ErrNotFound.
+func testEmailVerifyRace(t *testing.T, s auth.Store) {
+	const n = 6
+	users := make([]*auth.User, n)
+	for i := range users {
+		users[i] = &auth.User{Username: "racer" + string(rune('a'+i)), Email: "Shared@example.com", PasswordHash: "h", CreatedAt: t0()}
+		noErr(t, "CreateUser", s.CreateUser(ctx(t), users[i]))
+		emailLink(t, s, "race-"+users[i].Username, users[i].ID, auth.EmailLinkVerify, users[i].Email, at(time.Hour))
+	}
+	wins := race(t, n, func(i int) (bool, error) {
+		_, err := s.ConfirmEmail(ctx(t), hash("race-"+users[i].Username), t0(), nil)
+		if errors.Is(err, auth.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if wins != 1 {
+		t.Fatalf("%d accounts verifying one address at once: %d won, want 1", n, wins)
+	}
+	kept := 0
+	for _, u := range users {
+		switch got := userNow(t, s, u.ID); {
+		case got.EmailVerified && got.Email == "Shared@example.com":
+			kept++
+		case got.Email != "" || got.EmailVerified:
+			t.Errorf("a losing account kept its copy: %+v", got)
+		}
+	}
+	if kept != 1 {
+		t.Fatalf("%d accounts hold the verified address, want 1", kept)
+	}
+}

@@ -115,6 +115,7 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"CredEpoch", testCredEpoch},
 		{"FinishSignIn", testFinishSignIn},
 		{"EmailLinks", testEmailLinks},
+		{"EmailVerifyRace", testEmailVerifyRace},
 		{"ResetLinks", testResetLinks},
 		{"DeleteUser", testDeleteUser},
 		{"SetDisabled", testSetDisabled},
