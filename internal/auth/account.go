@@ -540,7 +540,7 @@ func (s *Service) Purge(ctx context.Context) (int64, error) {
 	now := s.now()
 	n, err := s.store.Purge(ctx, PurgeBefore{Now: now, IdleBefore: now.Add(-s.cfg.SessionIdle),
 		StaleAttemptsBefore: now.Add(-max(s.cfg.IPLimit.ResetAfter, s.cfg.IPLimit.MaxLock, time.Hour)),
-		AttemptScopes:       []string{ipKey("").Scope, "reset-mail", "reset-ip"}})
+		AttemptScopes:       []string{ipKey("").Scope, "reset-mail", "reset-ip", "verify-mail"}})
 	if err != nil {
 		return n, fmt.Errorf("purging expired rows: %w", err)
 	}

@@ -423,3 +423,32 @@ func testEmailVerifyRace(t *testing.T, s auth.Store) {
 		t.Fatalf("%d accounts hold the verified address, want 1", kept)
 	}
 }
+
+// testPurgeAccountRows: Purge deletes used and expired address links and ended
+// username reservations, and nothing still in use.
+func testPurgeAccountRows(t *testing.T, s auth.Store) {
+	alice := mustUser(t, s, "alice")
+	gone := mustUser(t, s, "gone")
+	old := mustUser(t, s, "old")
+	emailLink(t, s, "used", alice.ID, auth.EmailLinkVerify, alice.Email, at(time.Hour))
+	_, err := s.ConfirmEmail(ctx(t), hash("used"), t0(), nil)
+	noErr(t, "ConfirmEmail", err)
+	emailLink(t, s, "expired", alice.ID, auth.EmailLinkChange, "a2@example.com", at(time.Minute))
+	emailLink(t, s, "live", alice.ID, auth.EmailLinkUndo, "a3@example.com", at(48*time.Hour))
+	noErr(t, "DeleteUser", s.DeleteUser(ctx(t), gone.ID, at(30*24*time.Hour), &auth.Event{Time: t0(), Event: "account_deleted", Outcome: "success"}))
+	noErr(t, "DeleteUser", s.DeleteUser(ctx(t), old.ID, at(time.Minute), &auth.Event{Time: t0(), Event: "account_deleted", Outcome: "success"}))
+
+	n, err := s.Purge(ctx(t), auth.PurgeBefore{Now: at(time.Hour), IdleBefore: at(-24 * time.Hour), StaleAttemptsBefore: at(-time.Hour)})
+	noErr(t, "Purge", err)
+	if n != 3 {
+		t.Fatalf("Purge = %d rows, want 3 (a used link, an expired link, an ended reservation)", n)
+	}
+	if _, err := s.ConfirmEmail(ctx(t), hash("live"), at(time.Hour), nil); err != nil {
+		t.Fatalf("Purge took a live link: %v", err)
+	}
+	err = s.CreateUser(ctx(t), &auth.User{Username: "gone", Email: "g@example.com", PasswordHash: "h", CreatedAt: at(time.Hour)})
+	var ce *auth.ConflictError
+	if !errors.As(err, &ce) || ce.Field != "username" {
+		t.Fatalf("Purge took a live reservation: CreateUser = %v", err)
+	}
+}

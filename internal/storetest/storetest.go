@@ -120,6 +120,7 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"DeleteUser", testDeleteUser},
 		{"SetDisabled", testSetDisabled},
 		{"RecoveryEvidence", testRecoveryEvidence},
+		{"PurgeAccountRows", testPurgeAccountRows},
 	}
 	for _, a := range areas {
 		t.Run(a.name, func(t *testing.T) {
