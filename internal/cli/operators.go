@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/latchkey/latchkey/internal/auth"
 )
 
 // adminAccount runs the operator commands on one account: grant-admin, revoke-admin,
@@ -49,4 +51,16 @@ func adminAccount(ctx context.Context, cmd string, args []string, getenv func(st
 		fmt.Fprintln(stdout, done)
 		return nil
 	})
+}
+
+// emailState is the address as `admin users` shows it: marked while unverified, "-"
+// when another account verified it first and it was dropped.
+func emailState(u auth.User) string {
+	switch {
+	case u.Email == "":
+		return "-"
+	case !u.EmailVerified:
+		return u.Email + " (unverified)"
+	}
+	return u.Email
 }

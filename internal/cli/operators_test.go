@@ -37,6 +37,9 @@ func TestOperatorCommands(t *testing.T) {
 		}
 		s.call(t, "GET", "/api/v1/me", tok, nil).want(t, 401)
 		s.call(t, "GET", "/api/v1/me", pat, nil).want(t, 401)
+		if out := run("users"); !strings.Contains(out, "disabled") {
+			t.Errorf("admin users does not show the account disabled:\n%s", out)
+		}
 		s.call(t, "POST", "/api/v1/login", "", map[string]string{"login": "amy", "password": "a wrong password"}).want(t, 401, "invalid_credentials")
 		s.call(t, "POST", "/api/v1/login", "", map[string]string{"login": "amy@example.com", "password": testPassword}).want(t, 403, "account_disabled")
 		mail := lastMailBody(s.outbox(t), "amy@example.com", "Your account was disabled")
