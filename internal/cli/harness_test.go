@@ -230,6 +230,9 @@ const testPassword = "correct horse battery"
 func (s *testServer) signup(t *testing.T, username, email string) {
 	t.Helper()
 	s.call(t, "POST", "/api/v1/signup", "", map[string]string{"username": username, "email": email, "password": testPassword}).want(t, 201)
+	if s.App == nil {
+		return // a child process: its mail is not readable here, and its tests sign in by username
+	}
 	s.verifyEmail(t, email)
 }
 
