@@ -10,13 +10,17 @@ import (
 type userJSON struct {
 	ID            int64     `json:"id"`
 	Username      string    `json:"username"`
-	Email         string    `json:"email"`
+	Email         *string   `json:"email"` // null when another account verified the address first
 	EmailVerified bool      `json:"email_verified"`
 	CreatedAt     time.Time `json:"created_at"`
 }
 
 func toUser(u *auth.User) userJSON {
-	return userJSON{ID: int64(u.ID), Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt}
+	j := userJSON{ID: int64(u.ID), Username: u.Username, EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt}
+	if u.Email != "" {
+		j.Email = &u.Email
+	}
+	return j
 }
 
 // SignupRequest is the body of POST /api/v1/signup.
@@ -70,6 +74,10 @@ func writeLogin(w http.ResponseWriter, res *auth.LoginResult) {
 		return
 	}
 	body := map[string]any{"status": res.Status, "session_token": res.SessionToken.Reveal(), "user": toUser(res.User)}
+	if res.User.Email == "" {
+		// Another account verified this account's address first: ask for a new one.
+		body["email_required"] = true
+	}
 	if res.RecoveryCodesRemaining != nil {
 		body["recovery_codes_remaining"] = *res.RecoveryCodesRemaining
 	}
@@ -202,6 +210,9 @@ func (h *Handler) ForgotPassword(w http.ResponseWriter, r *http.Request) error {
 type ResetRequest struct {
 	Token       string `json:"token"`
 	NewPassword string `json:"new_password"`
+	// RevokeCredentials revokes every personal access token and SSH key of the
+	// account with the reset; absent means true.
+	RevokeCredentials *bool `json:"revoke_credentials"`
 }
 
 // ResetPassword sets a password with an emailed link.
@@ -210,7 +221,8 @@ func (h *Handler) ResetPassword(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if err := h.svc.ResetPassword(r.Context(), client(r), req.Token, req.NewPassword); err != nil {
+	revoke := req.RevokeCredentials == nil || *req.RevokeCredentials
+	if err := h.svc.ResetPassword(r.Context(), client(r), req.Token, req.NewPassword, revoke); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -78,6 +78,9 @@ func TestAccountAndMFA(t *testing.T) {
 	call(t, e, "POST", "/api/v1/signup", "", `{"username":"x","bogus":1}`).want(t, 400)
 
 	call(t, e, "POST", "/api/v1/login", "", map[string]string{"login": "alice", "password": "wrong password"}).want(t, 401, "invalid_credentials")
+	// Only a verified address signs in.
+	call(t, e, "POST", "/api/v1/login", "", map[string]string{"login": "alice@example.com", "password": apptest.Password}).want(t, 401, "invalid_credentials")
+	call(t, e, "POST", "/api/v1/email/verify", "", map[string]string{"token": e.LinkToken(t, "alice@example.com", "/verify-email")}).want(t, 200)
 	login := call(t, e, "POST", "/api/v1/login", "", map[string]string{"login": "alice@example.com", "password": apptest.Password}).want(t, 200)
 	tok := login.str("session_token")
 	me := call(t, e, "GET", "/api/v1/me", tok, nil).want(t, 200)

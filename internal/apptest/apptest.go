@@ -131,6 +131,17 @@ func (e *Env) SignUp(t testing.TB, name string) *auth.User {
 	if err != nil {
 		t.Fatalf("Signup(%q) = %v", name, err)
 	}
+	return e.VerifyEmail(t, u.Email)
+}
+
+// VerifyEmail follows the last verification link mailed to addr, as the address's
+// owner would, and returns the account that now has it verified.
+func (e *Env) VerifyEmail(t testing.TB, addr string) *auth.User {
+	t.Helper()
+	u, err := e.Service.VerifyEmail(context.Background(), Client, e.LinkToken(t, addr, "/verify-email"))
+	if err != nil {
+		t.Fatalf("VerifyEmail(%q) = %v", addr, err)
+	}
 	return u
 }
 

@@ -163,6 +163,7 @@ func (s *Service) insertUser(ctx context.Context, c Client, username, email, has
 		return nil, fmt.Errorf("creating user: %w", err)
 	}
 	s.event(ctx, u.ID, c, "signup", "success", "")
+	s.verifyNewAddress(ctx, u)
 	return u, nil
 }
 
@@ -245,6 +246,9 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 		s.event(ctx, uid, c, "login", "failure", "")
 		s.observe("login", "failure")
 		return nil, ErrInvalidCredentials
+	}
+	if u.Disabled {
+		return nil, s.refuseDisabled(ctx, c, u, sl)
 	}
 	if _, err := s.store.TOTP(ctx, u.ID); err == nil {
 		if err := sl.succeed(ctx); err != nil {
@@ -558,8 +562,10 @@ func (s *Service) createResetLink(ctx context.Context, user UserID) (string, err
 }
 
 // ResetPassword sets a new password with an emailed link. It never signs the user in,
-// ends every session, and leaves MFA as it is.
-func (s *Service) ResetPassword(ctx context.Context, c Client, token, next string) error {
+// ends every session, and leaves MFA as it is. With revokeCredentials (what the API
+// and the page default to) every personal access token and SSH key of the account
+// goes in the same transaction: whoever held the account before may have added them.
+func (s *Service) ResetPassword(ctx context.Context, c Client, token, next string, revokeCredentials bool) error {
 	if pp := passwordProblem(next); pp != "" {
 		return InvalidInput(map[string]string{"new_password": pp})
 	}
@@ -583,7 +589,7 @@ func (s *Service) ResetPassword(ctx context.Context, c Client, token, next strin
 	if err != nil {
 		return s.hashError(err)
 	}
-	uid, err := s.store.ResetPassword(ctx, hashToken(token), hash, s.now())
+	uid, err := s.store.ResetPassword(ctx, hashToken(token), hash, s.now(), revokeCredentials)
 	if errors.Is(err, ErrNotFound) {
 		if _, _, err := sl.fail(ctx); err != nil {
 			return err
@@ -597,10 +603,14 @@ func (s *Service) ResetPassword(ctx context.Context, c Client, token, next strin
 	if err := sl.succeed(ctx); err != nil {
 		return err
 	}
-	s.event(ctx, uid, c, "password_reset", "success", "")
+	detail, revoked := "", ""
+	if revokeCredentials {
+		detail, revoked = "personal access tokens and SSH keys revoked", " Every personal access token and SSH key was revoked."
+	}
+	s.event(ctx, uid, c, "password_reset", "success", detail)
 	if u, err := s.store.UserByID(ctx, uid); err == nil {
 		s.notify(u, "Your password was reset",
-			"The password of %s was reset with an emailed link from %s. Every session was signed out.", u.Username, c.IP)
+			"The password of %s was reset with an emailed link from %s. Every session was signed out.%s", u.Username, c.IP, revoked)
 	}
 	return nil
 }
@@ -632,7 +642,7 @@ func (s *Service) Purge(ctx context.Context) (int64, error) {
 	now := s.now()
 	n, err := s.store.Purge(ctx, PurgeBefore{Now: now, IdleBefore: now.Add(-s.cfg.SessionIdle),
 		StaleAttemptsBefore: now.Add(-max(s.cfg.IPLimit.ResetAfter, s.cfg.IPLimit.MaxLock, time.Hour)),
-		AttemptScopes:       []string{scopeIP, scopeSignupIP, scopeResetIP, scopeForgotIP, scopeResetTo, scopeRecovery}})
+		AttemptScopes:       []string{scopeIP, scopeSignupIP, scopeResetIP, scopeForgotIP, scopeResetTo, scopeRecovery, scopeVerifyMail}})
 	if err != nil {
 		return n, fmt.Errorf("purging expired rows: %w", err)
 	}

@@ -33,20 +33,6 @@ func (s *Service) UserByLogin(ctx context.Context, login string) (*User, error) 
 	return u, nil
 }
 
-// GrantAdmin gives an account the operator role.
-func (s *Service) GrantAdmin(ctx context.Context, c Client, login string) (*User, error) {
-	u, err := s.UserByLogin(ctx, login)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.store.SetAdmin(ctx, u.ID, true); err != nil {
-		return nil, fmt.Errorf("granting admin: %w", err)
-	}
-	u.IsAdmin = true
-	s.event(ctx, u.ID, c, "admin_granted", "success", "")
-	return u, nil
-}
-
 func requireReason(reason string) (string, error) {
 	reason = strings.TrimSpace(reason)
 	if reason == "" || len(reason) > 500 {

@@ -2,11 +2,7 @@ package auth
 
 import (
 	"context"
-	"time"
 )
-
-// Now is the Service's clock, for handlers that keep time-based state of their own.
-func (s *Service) Now() time.Time { return s.clock() }
 
 // ForwardAuthDenied writes the security-log line of a signed-in user refused by a
 // forward-auth rule (a denied host, or one no rule names). Only the caller knows how

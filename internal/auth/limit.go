@@ -364,7 +364,9 @@ const (
 	scopeResetIP  = "reset-ip"
 	scopeForgotIP = "forgot-ip"
 	scopeResetTo  = "reset-mail"
-	scopeRecovery = "recovery"
+	// scopeVerifyMail counts verification mails asked for per account.
+	scopeVerifyMail = "verify-mail"
+	scopeRecovery   = "recovery"
 )
 
 // addressKey is the counter of a client address: IPv4 as it is, IPv6 grouped per /64

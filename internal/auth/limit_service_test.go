@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -42,6 +43,22 @@ func newService(t *testing.T) (*auth.Service, *sqlite.Store) {
 		Clock: func() time.Time { return now }})
 	t.Cleanup(svc.Wait)
 	return svc, st
+}
+
+// verifyEmail marks u's address verified through the store, as following the mailed
+// link does: only a verified address is unique and receives reset mail.
+func verifyEmail(t *testing.T, st auth.Store, u *auth.User) {
+	t.Helper()
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	h := sha256.Sum256([]byte("verify-" + u.Username))
+	l := &auth.EmailLink{TokenHash: h[:], UserID: u.ID, Purpose: auth.EmailLinkVerify, Email: u.Email,
+		CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := st.CreateEmailLink(t.Context(), l); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ConfirmEmail(t.Context(), h[:], now, nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // afterSlot is a context that ends once the counter key holds a slot: the request is
@@ -102,7 +119,7 @@ func TestCancelledChecksGiveTheirCountBack(t *testing.T) {
 			return svc.ChangePassword(ctx, c, p, "wrong password", "pw-alice-another-horse")
 		}},
 		{"reset", auth.AttemptKey{Scope: "reset-ip", Key: c.IP}, func(ctx context.Context) error {
-			return svc.ResetPassword(ctx, c, "no-such-link", "pw-alice-another-horse")
+			return svc.ResetPassword(ctx, c, "no-such-link", "pw-alice-another-horse", true)
 		}},
 		{"sign-up", auth.AttemptKey{Scope: "signup-ip", Key: c.IP}, func(ctx context.Context) error {
 			_, err := svc.Signup(ctx, c, "bob", "bob@example.com", "pw-bob-correct-horse")
@@ -208,9 +225,11 @@ func TestParallelWrongPasswords(t *testing.T) {
 func TestSignupChecksBeforeHashing(t *testing.T) {
 	svc, st := newService(t)
 	c := auth.Client{IP: "2001:db8:1:2::7"}
-	if _, err := svc.Signup(t.Context(), c, "alice", "alice@example.com", rightPassword); err != nil {
+	alice, err := svc.Signup(t.Context(), c, "alice", "alice@example.com", rightPassword)
+	if err != nil {
 		t.Fatal(err)
 	}
+	verifyEmail(t, st, alice) // an unverified address blocks nobody
 	refusals := []struct {
 		username, email, pw, code string
 	}{
@@ -237,7 +256,7 @@ func TestSignupChecksBeforeHashing(t *testing.T) {
 			t.Fatalf("sign-up %d = %v", i, err)
 		}
 	}
-	_, err := svc.Signup(t.Context(), c, "user11", "user11@example.com", rightPassword)
+	_, err = svc.Signup(t.Context(), c, "user11", "user11@example.com", rightPassword)
 	if e := auth.AsError(err); e == nil || e.Code != "too_many_attempts" {
 		t.Fatalf("the 11th sign-up from one /64 in an hour = %v, want too_many_attempts", err)
 	}
@@ -284,9 +303,11 @@ func TestForgotPasswordLimits(t *testing.T) {
 	svc, st := newService(t)
 	for i := range 22 {
 		c := auth.Client{IP: fmt.Sprintf("192.0.2.%d", i+1)}
-		if _, err := svc.Signup(t.Context(), c, fmt.Sprintf("user%d", i), fmt.Sprintf("user%d@example.com", i), rightPassword); err != nil {
+		u, err := svc.Signup(t.Context(), c, fmt.Sprintf("user%d", i), fmt.Sprintf("user%d@example.com", i), rightPassword)
+		if err != nil {
 			t.Fatal(err)
 		}
+		verifyEmail(t, st, u) // reset mail goes only to a verified address
 	}
 	resets := func(to string) int {
 		t.Helper()

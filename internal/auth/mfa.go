@@ -410,6 +410,7 @@ func (s *Service) LoginMFA(ctx context.Context, c Client, mfaToken, code, recove
 	sl.settled = true
 	s.logEvent(fin.Event)
 	s.observe("login_mfa", "success")
+	s.cancelRecovery(ctx, c, u, RecoveryMatch{Open: true}, "the owner signed in with a second factor")
 	res := &LoginResult{Status: StatusAuthenticated, User: u, Session: sess, SessionToken: keys.Secret(tok)}
 	if f.method == MethodRecoveryCode {
 		if res.RecoveryCodesRemaining, err = s.recoveryCodeUsed(ctx, c, u); err != nil {

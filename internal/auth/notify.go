@@ -9,9 +9,21 @@ import (
 // notify sends a mail to the user in the background: a slow or broken mail server must
 // neither slow a request down (timing would tell whether an account exists) nor fail
 // it. Without SMTP the message is sealed into the outbox, because it may hold a link.
+//
+// Only a verified address receives mail about its account: anyone may type someone
+// else's address at sign-up, and that person must not get the account's reset links,
+// recovery mail or notices.
 func (s *Service) notify(u *User, subject, format string, args ...any) {
+	if !u.EmailVerified || u.Email == "" {
+		return
+	}
+	s.notifyAddress(u.Email, subject, format, args...)
+}
+
+// notifyAddress sends a mail to an address whether or not it is verified: the
+// verification link itself, and the notice to the address a change replaced.
+func (s *Service) notifyAddress(to, subject, format string, args ...any) {
 	body := fmt.Sprintf(format, args...) + "\n\n— " + s.cfg.SiteName + "\n"
-	to := u.Email
 	s.mailWG.Add(1)
 	go func() {
 		defer s.mailWG.Done()

@@ -258,6 +258,7 @@ func (s *Service) VerifyRecovery(ctx context.Context, c Client, id RecoveryReque
 		s.notify(u, "Your recovery request was verified",
 			"The recovery request for %s opened from %s was verified with %s from %s.\n\n%s\n\nIf this was NOT you, cancel it now:\n%s",
 			u.Username, r.IP, detail, c.IP, next, s.cancelLink(r.ID))
+		s.notifyOperator(u, r, detail)
 	}
 	return &RecoveryVerification{Method: ev.Method, KeyFingerprint: ev.KeyFingerprint}, nil
 }
@@ -341,6 +342,7 @@ func (s *Service) checkRecoveryProof(ctx context.Context, r *RecoveryRequest, si
 			return nil, "signer is not a registered key", nil
 		}
 		ev.Method, ev.KeyFingerprint, ev.KeyCreatedAt, ev.keyID = RecoveryMethodSSHKey, k.Fingerprint, k.CreatedAt, k.ID
+		ev.KeyID = k.ID
 		return ev, "", nil
 	}
 	if !strings.HasPrefix(token, TokenPrefix) || len(token) > 200 {
@@ -357,6 +359,7 @@ func (s *Service) checkRecoveryProof(ctx context.Context, r *RecoveryRequest, si
 		return nil, "personal access token of another account", nil
 	}
 	ev.Method, ev.TokenName, ev.KeyCreatedAt, ev.tokenID = RecoveryMethodToken, t.Name, t.CreatedAt, t.ID
+	ev.TokenID = t.ID
 	return ev, "", nil
 }
 
@@ -490,9 +493,7 @@ func (s *Service) approveRecovery(ctx context.Context, c Client, id RecoveryRequ
 	}
 	now := s.now()
 	if r.Status != RecoveryVerified {
-		e := *ErrNotVerified
-		e.Message = fmt.Sprintf("Only a verified recovery request can be approved; this one is %s.", displayStatus(r, now))
-		return nil, &e
+		return nil, notApprovable(r, now)
 	}
 	tok, hash, err := s.newToken(32)
 	if err != nil {
@@ -501,7 +502,8 @@ func (s *Service) approveRecovery(ctx context.Context, c Client, id RecoveryRequ
 	reset := &PasswordReset{TokenHash: hash, CreatedAt: now, ExpiresAt: now.Add(RecoveryResetTTL)}
 	uid, err := s.store.ApproveRecoveryRequest(ctx, id, reason, now, reset)
 	if errors.Is(err, ErrNotFound) {
-		return nil, ErrNotVerified // decided or cancelled meanwhile
+		// Decided or cancelled meanwhile, or its evidence no longer holds.
+		return nil, s.evidenceGone(ctx, c, id, now)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("approving recovery request: %w", err)
@@ -580,8 +582,8 @@ func (s *Service) AutoApproveDue(ctx context.Context) (int, error) {
 		case !now.Before(r.VerifiedAt.Add(d)):
 			_, err := s.approveRecovery(ctx, auto, r.ID,
 				fmt.Sprintf("automatic: verified with %s and not cancelled by the owner within %s", r.Method, d), "auto-approval")
-			if errors.Is(err, ErrNotVerified) {
-				continue // cancelled, denied or approved elsewhere meanwhile
+			if e := AsError(err); e != nil && e.Kind == KindConflict {
+				continue // cancelled, denied or approved elsewhere meanwhile, or its evidence is gone
 			}
 			if err != nil {
 				return n, err

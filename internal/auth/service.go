@@ -76,6 +76,8 @@ type Config struct {
 
 	// SecurityLogRetention is how long security-log rows are kept (0: forever).
 	SecurityLogRetention time.Duration
+	// OperatorEmail, when set, is told of every verified recovery request.
+	OperatorEmail string
 }
 
 // Mailer delivers one plain-text message. The SMTP sender satisfies it; when none is

@@ -243,11 +243,11 @@ func TestPasswordsAndTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	link := e.LinkToken(t, "ivy@example.com", "/password/reset")
-	wantKind(t, "ResetPassword(bad token)", svc.ResetPassword(bg, client, "nope", "a brand new password"), auth.KindInvalidInput)
-	if err := svc.ResetPassword(bg, client, link, "a brand new password"); err != nil {
+	wantKind(t, "ResetPassword(bad token)", svc.ResetPassword(bg, client, "nope", "a brand new password", true), auth.KindInvalidInput)
+	if err := svc.ResetPassword(bg, client, link, "a brand new password", true); err != nil {
 		t.Fatal(err)
 	}
-	wantKind(t, "ResetPassword(used token)", svc.ResetPassword(bg, client, link, "a brand new password"), auth.KindInvalidInput)
+	wantKind(t, "ResetPassword(used token)", svc.ResetPassword(bg, client, link, "a brand new password", true), auth.KindInvalidInput)
 	res := must[*auth.LoginResult](t, "Login")(svc.Login(bg, client, "ivy", "a brand new password"))
 	p = e.Principal(t, res.SessionToken.Reveal())
 
@@ -283,7 +283,7 @@ func TestPasswordsAndTokens(t *testing.T) {
 	if us := must[[]auth.User](t, "Users")(svc.Users(bg)); len(us) != 2 {
 		t.Fatalf("Users = %d, want 2", len(us))
 	}
-	if u := must[*auth.User](t, "GrantAdmin")(svc.GrantAdmin(bg, client, "ivy")); !u.IsAdmin {
+	if u := must[*auth.User](t, "GrantAdmin")(svc.AdminSetOperator(bg, client, "ivy", "on call from Monday", true)); !u.IsAdmin {
 		t.Fatal("GrantAdmin did not")
 	}
 	_, err = svc.UserByLogin(bg, "nobody")

@@ -69,6 +69,7 @@ func (s *Service) DeleteSSHKey(ctx context.Context, c Client, p *Principal, id S
 		return fmt.Errorf("deleting ssh key: %w", err)
 	}
 	s.event(ctx, p.User.ID, c, "ssh_key_deleted", "success", fmt.Sprintf("ssh key %d", id))
+	s.cancelRecovery(ctx, c, p.User, RecoveryMatch{KeyID: id}, "the SSH key that verified it was removed")
 	s.notify(p.User, "An SSH key was deleted",
 		"An SSH key of %s was deleted from %s.", p.User.Username, c.IP)
 	return nil

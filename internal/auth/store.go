@@ -35,8 +35,12 @@ type Store interface {
 	ListUsers(ctx context.Context) ([]User, error)
 	// SetAdmin grants or removes the operator role.
 	SetAdmin(ctx context.Context, id UserID, admin bool) error
+	// SetDisabled disables or enables the account; disabling also deletes every
+	// session (as ChangePassword does, with keep 0), in one transaction. ErrNotFound
+	// for an unknown user.
+	SetDisabled(ctx context.Context, id UserID, disabled bool) error
 	// ChangePassword sets the password hash and deletes every session of the user
-	// except keep (0: all), in one transaction.
+	// except keep (0: all) and every reset link of the user, in one transaction.
 	//
 	// Wherever a method here deletes a user's sessions (ChangePassword,
 	// ResetPassword, EnableTOTP, DisableMFA, DeleteSessions, ApproveRecoveryRequest), in
@@ -127,13 +131,20 @@ type Store interface {
 	// the user has: what every /me and settings page asks.
 	MFAState(ctx context.Context, user UserID) (enabled bool, codes RecoveryCodeCounts, err error)
 
-	// CreatePasswordReset stores a reset link.
+	// CreatePasswordReset stores a reset link and, in the same transaction, deletes the
+	// user's other reset links: only the newest link works. (ChangePassword and
+	// ConfirmEmail delete them too: a link dies when the password or the address
+	// changes.)
 	CreatePasswordReset(ctx context.Context, r *PasswordReset) error
+	// PasswordReset returns the unused reset link with this hash that is unexpired at
+	// now, or ErrNotFound.
+	PasswordReset(ctx context.Context, hash []byte, now time.Time) (*PasswordReset, error)
 	// ResetPassword, in one transaction: consumes the unused, unexpired (at now) reset
 	// link with this hash, sets the password hash, deletes every session and every
-	// other reset link of the user. It returns the user, or ErrNotFound when the link is
-	// unknown, used or expired.
-	ResetPassword(ctx context.Context, hash []byte, passwordHash string, now time.Time) (UserID, error)
+	// other reset link of the user, and with revokeCredentials every personal access
+	// token and SSH key of the user. It returns the user, or ErrNotFound when the link
+	// is unknown, used or expired.
+	ResetPassword(ctx context.Context, hash []byte, passwordHash string, now time.Time, revokeCredentials bool) (UserID, error)
 
 	// AddEvent appends to the security log.
 	AddEvent(ctx context.Context, e *Event) error
@@ -162,7 +173,8 @@ type Store interface {
 
 	// Purge deletes what can never be used again and returns how many rows went:
 	// sessions past their absolute expiry or idle since IdleBefore, pending logins,
-	// pending TOTP setups and reset links past expiry (and used reset links), and the
+	// pending TOTP setups, reset and address links past expiry (and used ones), username
+	// reservations that ended, and the
 	// attempt counters of AttemptScopes not updated since StaleAttemptsBefore whose
 	// lock has ended. Second-factor counters are never listed: only a success resets them.
 	Purge(ctx context.Context, p PurgeBefore) (int64, error)
@@ -200,11 +212,19 @@ type Store interface {
 	// token hashes to hash, and returns it; ErrNotFound when there is none.
 	CancelRecoveryRequest(ctx context.Context, hash []byte, now time.Time) (*RecoveryRequest, error)
 	// ApproveRecoveryRequest, in one transaction: moves the verified request to
-	// approved (ErrNotFound, changing nothing, when it is not verified), closes the
+	// approved — only while its evidence holds: the token that verified it still
+	// exists, is the account's and is unexpired at now, or the SSH key still exists and
+	// is the account's (requests verified without recorded evidence ids are not
+	// re-checked) — (ErrNotFound, changing nothing, when it is not verified or its
+	// evidence is gone), closes the
 	// account's other pending and verified requests, deletes the TOTP credential, the
 	// pending setup and the recovery codes, every session and pending login, and
 	// stores reset (its UserID set to the request's account). The password stays.
 	ApproveRecoveryRequest(ctx context.Context, id RecoveryRequestID, reason string, now time.Time, reset *PasswordReset) (UserID, error)
+	// CancelRecoveryRequests moves the user's requests that match m (see
+	// RecoveryMatch) to cancelled, recording now as DecidedAt and reason, with one
+	// conditional update, and returns their ids.
+	CancelRecoveryRequests(ctx context.Context, user UserID, m RecoveryMatch, now time.Time, reason string) ([]RecoveryRequestID, error)
 	// MarkRecoveryReminder sets reminders = n where the request is verified and fewer
 	// than n reminders were recorded, and reports whether it did: each reminder is
 	// sent once, whichever replica gets there first.
@@ -218,6 +238,34 @@ type Store interface {
 	// steps (as UpdateAttempts would), append the event. On any error nothing changes; on success f.Session.ID
 	// is set.
 	FinishSignIn(ctx context.Context, f *SignInFinish) error
+
+	// CreateEmailLink stores l and, in the same transaction, deletes the user's other
+	// unused links of the same purpose: only the newest link of a kind works.
+	CreateEmailLink(ctx context.Context, l *EmailLink) error
+	// ConfirmEmail follows an emailed address link, in one transaction: it consumes the
+	// unused link with this hash that is unexpired at now, and sets the account's email
+	// to the link's address, verified. A "verify" link counts only while its address is
+	// still the account's and not yet verified. No address is taken from another
+	// account that verified it. Every other account's unverified copy of the address is
+	// dropped (email set empty). When the address changes ("change", "undo"), the
+	// user's reset links and other address links go in the same transaction; "undo"
+	// also ends every session (see ChangePassword); and after a "change" away from a
+	// verified address, undo (its UserID, Email and Purpose set here) is stored. It
+	// returns ErrNotFound, changing nothing, when the link is unknown, used, expired or
+	// no longer applies.
+	ConfirmEmail(ctx context.Context, hash []byte, now time.Time, undo *EmailLink) (*EmailConfirmed, error)
+	// PendingEmailChange returns the user's newest unused, unexpired "change" link
+	// (without its hash) or ErrNotFound.
+	PendingEmailChange(ctx context.Context, user UserID, now time.Time) (*EmailLink, error)
+
+	// DeleteUser, in one transaction: reserves the user's username (its case fold)
+	// until reserveUntil, deletes the user and with it everything that names them
+	// (sessions, pending logins, tokens, SSH keys, MFA, reset and address links,
+	// recovery requests, security-log rows), and appends tombstone, an event of no
+	// account, to the security log. ErrNotFound when there is no such user. CreateUser
+	// refuses a reserved username (ConflictError{"username"}) until its reservation
+	// ends at the new user's CreatedAt.
+	DeleteUser(ctx context.Context, id UserID, reserveUntil time.Time, tombstone *Event) error
 }
 
 // PurgeBefore says what Purge may delete.

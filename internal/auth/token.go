@@ -79,6 +79,7 @@ func (s *Service) DeleteToken(ctx context.Context, c Client, p *Principal, id To
 		return fmt.Errorf("deleting token: %w", err)
 	}
 	s.event(ctx, p.User.ID, c, "token_deleted", "success", fmt.Sprintf("token %d", id))
+	s.cancelRecovery(ctx, c, p.User, RecoveryMatch{TokenID: id}, "the personal access token that verified it was revoked")
 	s.notify(p.User, "A personal access token was deleted",
 		"A personal access token of %s was deleted from %s.", p.User.Username, c.IP)
 	return nil
@@ -110,6 +111,9 @@ func (s *Service) authenticateToken(ctx context.Context, secret string, now time
 	}
 	if err != nil {
 		return nil, fmt.Errorf("looking up token user: %w", err)
+	}
+	if u.Disabled {
+		return nil, ErrUnauthenticated
 	}
 	if now.Sub(t.LastUsedAt) >= touchEvery {
 		if err := s.store.TouchToken(ctx, t.ID, now); err != nil {

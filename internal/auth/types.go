@@ -25,7 +25,10 @@ type User struct {
 	EmailVerified bool
 	PasswordHash  string // argon2id PHC string
 	IsAdmin       bool
-	CreatedAt     time.Time
+	// Disabled is set by an operator: the account cannot sign in. Only UserByID,
+	// UserByLogin, UserByEmail and ListUsers read it.
+	Disabled  bool
+	CreatedAt time.Time
 	// CredEpoch counts the credential changes that end sessions (password change or
 	// reset, MFA on or off, an approved recovery). Sessions and pending logins carry the
 	// epoch they were opened under and are dead once it moves on, so a sign-in that
@@ -281,6 +284,19 @@ type RecoveryEvidence struct {
 	KeyCreatedAt   time.Time
 	TokenName      string
 	VerifiedAt     time.Time
+	// KeyID or TokenID names the SSH key or token that verified the request, so
+	// that approval can check it still holds.
+	KeyID   SSHKeyID
+	TokenID TokenID
+}
+
+// RecoveryMatch says which of an account's recovery requests CancelRecoveryRequests
+// ends: every open one (Open), or the verified ones whose evidence is the token
+// TokenID or the SSH key KeyID.
+type RecoveryMatch struct {
+	Open    bool
+	TokenID TokenID
+	KeyID   SSHKeyID
 }
 
 // RecoveryLimit bounds how many requests may be opened: at most PerSubject per

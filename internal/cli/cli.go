@@ -27,7 +27,8 @@ Usage:
   latchkey migrate [flags]            apply database migrations and exit
   latchkey admin create-user --username U --email E [--admin]   (password read from stdin)
   latchkey admin users
-  latchkey admin grant-admin USER
+  latchkey admin grant-admin|revoke-admin --reason TEXT USER
+  latchkey admin disable|enable|delete --reason TEXT USER
   latchkey admin reset-mfa --reason TEXT USER
   latchkey admin outbox               mail that was not sent through SMTP
   latchkey admin recovery list [--status S]
@@ -159,7 +160,7 @@ var operator = auth.Client{IP: "cli", UserAgent: "latchkey admin"}
 
 func admin(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("admin needs a command: create-user, users, grant-admin, reset-mfa, outbox")
+		return errors.New("admin needs a command: create-user, users, grant-admin, revoke-admin, disable, enable, delete, reset-mfa, recovery, outbox")
 	}
 	cmd, args := args[0], args[1:]
 	switch cmd {
@@ -192,28 +193,18 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdin
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tMFA\tADMIN\tCREATED")
+			fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tMFA\tADMIN\tCREATED\tSTATE")
 			for _, u := range us {
 				st, err := app.Service.MFAState(ctx, u.ID)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Username, u.Email, onOff(st.Enabled), yesNo(u.IsAdmin), u.CreatedAt.Format("2006-01-02 15:04"))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Username, emailState(u), onOff(st.Enabled), yesNo(u.IsAdmin), u.CreatedAt.Format("2006-01-02 15:04"), map[bool]string{false: "active", true: "disabled"}[u.Disabled])
 			}
 			return tw.Flush()
 		})
-	case "grant-admin":
-		return withApp(ctx, "admin grant-admin", args, getenv, stderr, nil, func(app *App, rest []string) error {
-			if len(rest) != 1 {
-				return errors.New("grant-admin needs exactly one USER")
-			}
-			u, err := app.Service.GrantAdmin(ctx, operator, rest[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "%s is now an operator\n", u.Username)
-			return nil
-		})
+	case "grant-admin", "revoke-admin", "disable", "enable", "delete":
+		return adminAccount(ctx, cmd, args, getenv, stdout, stderr)
 	case "reset-mfa":
 		var reason string
 		return withApp(ctx, "admin reset-mfa", args, getenv, stderr, func(fs *flag.FlagSet) {
@@ -254,7 +245,7 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdin
 			return nil
 		})
 	default:
-		return fmt.Errorf("unknown admin command %q (try: create-user, users, grant-admin, reset-mfa, outbox, recovery, oidc-client, oidc-keys)", cmd)
+		return fmt.Errorf("unknown admin command %q (try: create-user, users, grant-admin, revoke-admin, disable, enable, delete, reset-mfa, recovery, outbox, oidc-client, oidc-keys)", cmd)
 	}
 }
 

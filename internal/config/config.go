@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"os"
@@ -81,6 +82,8 @@ type Config struct {
 	// ForwardAuthMFAMaxAge is how old a session's second factor may be on a two_factor
 	// host before the user is sent to step up (0: as old as the session).
 	ForwardAuthMFAMaxAge time.Duration
+	// OperatorEmail, when set, is told of every verified recovery request.
+	OperatorEmail string
 }
 
 // Default returns the configuration with every default of SPEC §1 and §3.
@@ -117,9 +120,9 @@ func Default() Config {
 		ShutdownGrace:       10 * time.Second,
 
 		SecurityLogRetention: 400 * 24 * time.Hour,
-		OIDCAccessTokenTTL:  10 * time.Minute,
-		OIDCIDTokenTTL:      10 * time.Minute,
-		OIDCRefreshTokenTTL: 720 * time.Hour,
+		OIDCAccessTokenTTL:   10 * time.Minute,
+		OIDCIDTokenTTL:       10 * time.Minute,
+		OIDCRefreshTokenTTL:  720 * time.Hour,
 	}
 }
 
@@ -181,6 +184,7 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	str(&c.CookieDomain, "cookie-domain", "parent domain of the session cookie (example.com: every *.example.com host receives it); set it only if every host under it is trusted")
 	fs.StringVar(&rules, "forward-auth-rules", "", "comma-separated HOST=POLICY for forward auth, first match wins; HOST exact or *.domain; POLICY one_factor, two_factor or deny; unmatched hosts are denied")
 	dur(&c.ForwardAuthMFAMaxAge, "forward-auth-mfa-max-age", "on two_factor hosts, MFA older than this is sent to step up (0: as old as the session)")
+	str(&c.OperatorEmail, "operator-email", "address told of every verified recovery request (empty: nobody)")
 
 	if extra != nil {
 		extra(fs)
@@ -320,6 +324,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SecurityLogRetention < 0 {
 		return errors.New("security-log-retention: must not be negative")
+	}
+	if a, err := mail.ParseAddress(c.OperatorEmail); c.OperatorEmail != "" && (err != nil || a.Address != c.OperatorEmail) {
+		return errors.New("operator-email: must be a plain email address like ops@example.com")
 	}
 	if c.RecoveryAutoApproveAfter < 0 {
 		return errors.New("recovery-auto-approve-after: must not be negative")

@@ -22,8 +22,9 @@ func TestAccountLifecycle(t *testing.T) {
 		if _, ok := user["password_hash"]; ok {
 			t.Fatal("signup leaks the password hash")
 		}
-		// Uniqueness is case-insensitive, for usernames and emails.
+		// Uniqueness is case-insensitive, for usernames and verified emails.
 		s.call(t, "POST", "/api/v1/signup", "", map[string]string{"username": "alice", "email": "other@example.com", "password": testPassword}).want(t, 409, "username_taken")
+		s.verifyEmail(t, "alice@example.com")
 		s.call(t, "POST", "/api/v1/signup", "", map[string]string{"username": "alice2", "email": "ALICE@example.com", "password": testPassword}).want(t, 409, "email_taken")
 
 		// Sign in by username (any case) and by email; each sign-in gets a new token.

@@ -33,6 +33,7 @@ func TestAdminCLI(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "created user") || !strings.Contains(out, "(admin)") {
 			t.Fatalf("create-user = %d %q %q", code, out, errs)
 		}
+		s.verifyEmail(t, "olga@example.com") // an operator-made account verifies its address too
 		// Flags may follow the positional argument; errors are one clear line.
 		for _, tc := range []struct {
 			stdin string

@@ -297,6 +297,7 @@ func TestBrowserSeedStory(t *testing.T) {
 		b.submit(`form[action="/signup"] button`)
 		b.wantPath("/settings/authentication?done=signed_up")
 		shoot("authentication-off")
+		s.verifyEmail(t, "alice@example.com") // the later pages show a verified account
 
 		// Add multiple-factor authentication: the QR code and the manual details.
 		b.submit(`form[action="/settings/authentication/totp"] button`)

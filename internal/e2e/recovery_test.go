@@ -370,7 +370,7 @@ func TestRecoveryApproval(t *testing.T) {
 			t.Errorf("evidence = %v", ev)
 		}
 		s.call(t, "POST", path+"/approve", olga, map[string]string{"reason": "video call"}).want(t, 200)
-		s.call(t, "POST", path+"/approve", olga, map[string]string{"reason": "again"}).want(t, 409, "not_verified")
+		s.call(t, "POST", path+"/approve", olga, map[string]string{"reason": "again"}).want(t, 409, "request_closed")
 		s.wantRecovered(t, "carol", carolSession)
 
 		// Deny and owner-cancel leave the account untouched.
@@ -388,7 +388,7 @@ func TestRecoveryApproval(t *testing.T) {
 		tok := cancelToken(t, s.outbox(t), "erin@example.com")
 		s.call(t, "POST", "/api/v1/recovery/cancel", "", map[string]string{"token": tok}).want(t, 200)
 		s.call(t, "POST", "/api/v1/recovery/cancel", "", map[string]string{"token": tok}).want(t, 400, "invalid_token")
-		s.call(t, "POST", "/api/v1/admin/recovery-requests/"+id+"/approve", olga, map[string]string{"reason": "x"}).want(t, 409, "not_verified")
+		s.call(t, "POST", "/api/v1/admin/recovery-requests/"+id+"/approve", olga, map[string]string{"reason": "x"}).want(t, 409, "request_closed")
 		s.wantUntouched(t, "erin", erinSession)
 		list = s.call(t, "GET", "/api/v1/admin/recovery-requests?status=cancelled", olga, nil).want(t, 200).Body["recovery_requests"].([]any)
 		if len(list) != 1 || list[0].(map[string]any)["cancel_link_used"] != true {

@@ -21,7 +21,13 @@ func TestForgotAndResetThroughSMTP(t *testing.T) {
 		cfg.SMTPURL = "smtp://latchkey:s3cret@" + mailer.Addr
 		cfg.MailFrom = "no-reply@latchkey.test"
 		s := startServer(t, cfg, nil)
-		s.signup(t, "nina", "nina@example.com")
+		s.signupUnverified(t, "nina", "nina@example.com")
+		s.App.Service.Wait()
+		verify := verifyLink.FindStringSubmatch(smtpBody(t, mailer, "nina@example.com", "Verify your email address"))
+		if verify == nil {
+			t.Fatal("no verification link in the mail sent through SMTP")
+		}
+		s.call(t, "POST", "/api/v1/email/verify", "", map[string]string{"token": verify[1]}).want(t, 200)
 		s.call(t, "POST", "/api/v1/password/forgot", "", map[string]string{"email": "nina@example.com"}).want(t, 202)
 		s.App.Service.Wait()
 		var token string

@@ -92,10 +92,11 @@ func (s *Store) ListRecoveryRequests(ctx context.Context, status string, limit i
 // VerifyRecoveryRequest is the exactly-once step: one conditional update.
 func (s *Store) VerifyRecoveryRequest(ctx context.Context, id auth.RecoveryRequestID, ev auth.RecoveryEvidence, now time.Time) (bool, error) {
 	n, err := s.exec(ctx, `UPDATE recovery_requests SET status = $1,
-			method = $2, key_fingerprint = $3, key_created_at = $4, token_name = $5, verified_at = $6
+			method = $2, key_fingerprint = $3, key_created_at = $4, token_name = $5, verified_at = $6,
+			evidence_token_id = $10, evidence_key_id = $11
 		WHERE id = $7 AND status = $8 AND expires_at > $9`,
 		auth.RecoveryVerified, ev.Method, ev.KeyFingerprint, ts(ev.KeyCreatedAt), ev.TokenName,
-		ts(ev.VerifiedAt), id, auth.RecoveryPending, ts(now))
+		ts(ev.VerifiedAt), id, auth.RecoveryPending, ts(now), nullID(int64(ev.TokenID)), nullID(int64(ev.KeyID)))
 	if err != nil {
 		return false, mapErr("verify recovery request", err)
 	}
@@ -131,8 +132,17 @@ func (s *Store) CancelRecoveryRequest(ctx context.Context, hash []byte, now time
 func (s *Store) ApproveRecoveryRequest(ctx context.Context, id auth.RecoveryRequestID, reason string, now time.Time, reset *auth.PasswordReset) (auth.UserID, error) {
 	var user auth.UserID
 	err := s.tx(ctx, func(tx pgx.Tx) error {
+		// The evidence is re-checked in the approving statement itself, so a token
+		// revoked or a key removed before it ran can never be approved on; one removed
+		// after it is removed after the approval.
 		err := tx.QueryRow(ctx, `UPDATE recovery_requests SET status = $1, decided_at = $2, reason = $3
-			WHERE id = $4 AND status = $5 AND user_id IS NOT NULL RETURNING user_id`,
+			WHERE id = $4 AND status = $5 AND user_id IS NOT NULL AND (
+				(evidence_token_id IS NULL AND evidence_key_id IS NULL)
+				OR EXISTS (SELECT 1 FROM access_tokens t WHERE t.id = recovery_requests.evidence_token_id
+					AND t.user_id = recovery_requests.user_id AND (t.expires_at IS NULL OR t.expires_at > $2))
+				OR EXISTS (SELECT 1 FROM ssh_keys k WHERE k.id = recovery_requests.evidence_key_id
+					AND k.user_id = recovery_requests.user_id))
+			RETURNING user_id`,
 			auth.RecoveryApproved, ts(now), reason, id, auth.RecoveryVerified).Scan(&user)
 		if err != nil {
 			return err // no row: unknown or not verified, ErrNotFound
@@ -157,9 +167,7 @@ func (s *Store) ApproveRecoveryRequest(ctx context.Context, id auth.RecoveryRequ
 			}
 		}
 		reset.UserID = user
-		_, err = tx.Exec(ctx, `INSERT INTO password_resets (token_hash, user_id, created_at, expires_at)
-			VALUES ($1, $2, $3, $4)`, reset.TokenHash, user, ts(reset.CreatedAt), ts(reset.ExpiresAt))
-		return err
+		return insertPasswordReset(ctx, tx, reset)
 	})
 	if err != nil {
 		return 0, mapErr("approve recovery request", err)
@@ -175,4 +183,26 @@ func (s *Store) MarkRecoveryReminder(ctx context.Context, id auth.RecoveryReques
 		return false, mapErr("mark recovery reminder", err)
 	}
 	return one(c), nil
+}
+
+// nullID stores an absent id (0) as NULL.
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+// CancelRecoveryRequests cancels the user's matching requests with one update.
+func (s *Store) CancelRecoveryRequests(ctx context.Context, user auth.UserID, m auth.RecoveryMatch, now time.Time, reason string) ([]auth.RecoveryRequestID, error) {
+	q := `UPDATE recovery_requests SET status = $1, decided_at = $2, reason = $3
+		WHERE user_id = $4 AND status = $5 AND (evidence_token_id = $6 OR evidence_key_id = $7) RETURNING id`
+	args := []any{auth.RecoveryCancelled, ts(now), reason, user, auth.RecoveryVerified, int64(m.TokenID), int64(m.KeyID)}
+	if m.Open {
+		q = `UPDATE recovery_requests SET status = $1, decided_at = $2, reason = $3
+			WHERE user_id = $4 AND status IN ($5, $6) RETURNING id`
+		args = []any{auth.RecoveryCancelled, ts(now), reason, user, auth.RecoveryPending, auth.RecoveryVerified}
+	}
+	ids, err := query(ctx, s, pgx.RowTo[auth.RecoveryRequestID], q, args...)
+	return ids, mapErr("cancel recovery requests", err)
 }

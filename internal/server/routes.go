@@ -68,6 +68,15 @@ func (s *Server) pageRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /recover/verify", h.Post(h.VerifyRecovery))
 	mux.Handle("GET /recover/cancel", h.Serve(h.CancelForm))
 	mux.Handle("POST /recover/cancel", h.Post(h.CancelRecovery))
+	mux.Handle("GET /settings/account", h.Authed(h.Account))
+	mux.Handle("POST /settings/account/email", h.AuthedPost(h.ChangeEmail))
+	mux.Handle("POST /settings/account/email/verification", h.AuthedPost(h.ResendVerification))
+	mux.Handle("GET /settings/account/export", h.Authed(h.ExportAccount))
+	mux.Handle("POST /settings/account/delete", h.AuthedPost(h.DeleteAccount))
+	mux.Handle("GET /verify-email", h.Serve(h.VerifyEmailForm("Verify your email address", "verify_email")))
+	mux.Handle("POST /verify-email", h.Post(h.VerifyEmail))
+	mux.Handle("GET /settings/account/undo-email", h.Serve(h.VerifyEmailForm("Put back your email address", "undo_email")))
+	mux.Handle("POST /settings/account/undo-email", h.Post(h.UndoEmail))
 	mux.Handle("GET /admin/recovery", h.Authed(h.AdminRecovery))
 	mux.Handle("POST /admin/recovery/{id}/approve", h.AuthedPost(h.DecideRecovery(true)))
 	mux.Handle("POST /admin/recovery/{id}/deny", h.AuthedPost(h.DecideRecovery(false)))
@@ -106,6 +115,13 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/sessions", a.Authed(a.Sessions))
 	mux.Handle("DELETE /api/v1/sessions/{id}", a.Authed(a.RevokeSession))
 	mux.Handle("GET /api/v1/security-log", a.Authed(a.SecurityLog))
+
+	// The account's address and lifecycle.
+	mux.Handle("POST /api/v1/email/verify", a.Serve(a.VerifyEmail))
+	mux.Handle("POST /api/v1/email/verification", a.Authed(a.ResendVerification))
+	mux.Handle("POST /api/v1/email", a.Authed(a.ChangeEmail))
+	mux.Handle("DELETE /api/v1/me", a.Authed(a.DeleteMe))
+	mux.Handle("GET /api/v1/me/export", a.Authed(a.Export))
 
 	s.forwardAuthRoutes(mux)
 

@@ -16,8 +16,8 @@ import (
 	"github.com/latchkey/latchkey/internal/api"
 	"github.com/latchkey/latchkey/internal/auth"
 	"github.com/latchkey/latchkey/internal/authz"
-	"github.com/latchkey/latchkey/internal/web"
 	"github.com/latchkey/latchkey/internal/oidc"
+	"github.com/latchkey/latchkey/internal/web"
 )
 
 // Options configure the handler.

@@ -96,10 +96,11 @@ func (s *Store) ListRecoveryRequests(ctx context.Context, status string, limit i
 // VerifyRecoveryRequest is the exactly-once step: one conditional update.
 func (s *Store) VerifyRecoveryRequest(ctx context.Context, id auth.RecoveryRequestID, ev auth.RecoveryEvidence, now time.Time) (bool, error) {
 	n, err := s.exec(ctx, `UPDATE recovery_requests SET status = ?,
-			method = ?, key_fingerprint = ?, key_created_at = ?, token_name = ?, verified_at = ?
+			method = ?, key_fingerprint = ?, key_created_at = ?, token_name = ?, verified_at = ?,
+			evidence_token_id = ?, evidence_key_id = ?
 		WHERE id = ? AND status = ? AND expires_at > ?`,
 		auth.RecoveryVerified, ev.Method, ev.KeyFingerprint, micros(ev.KeyCreatedAt), ev.TokenName,
-		micros(ev.VerifiedAt), id, auth.RecoveryPending, micros(now))
+		micros(ev.VerifiedAt), nullID(int64(ev.TokenID)), nullID(int64(ev.KeyID)), id, auth.RecoveryPending, micros(now))
 	if err != nil {
 		return false, mapErr("verify recovery request", err)
 	}
@@ -146,9 +147,17 @@ func (s *Store) CancelRecoveryRequest(ctx context.Context, hash []byte, now time
 func (s *Store) ApproveRecoveryRequest(ctx context.Context, id auth.RecoveryRequestID, reason string, now time.Time, reset *auth.PasswordReset) (auth.UserID, error) {
 	var user auth.UserID
 	err := s.write(ctx, func(tx *wtx) error {
+		// The evidence is re-checked in the approving statement itself, so a token
+		// revoked or a key removed a moment earlier can never be approved on.
 		err := tx.QueryRowContext(ctx, `UPDATE recovery_requests SET status = ?, decided_at = ?, reason = ?
-			WHERE id = ? AND status = ? AND user_id IS NOT NULL RETURNING user_id`,
-			auth.RecoveryApproved, micros(now), reason, id, auth.RecoveryVerified).Scan(&user)
+			WHERE id = ? AND status = ? AND user_id IS NOT NULL AND (
+				(evidence_token_id IS NULL AND evidence_key_id IS NULL)
+				OR EXISTS (SELECT 1 FROM access_tokens t WHERE t.id = recovery_requests.evidence_token_id
+					AND t.user_id = recovery_requests.user_id AND (t.expires_at IS NULL OR t.expires_at > ?))
+				OR EXISTS (SELECT 1 FROM ssh_keys k WHERE k.id = recovery_requests.evidence_key_id
+					AND k.user_id = recovery_requests.user_id))
+			RETURNING user_id`,
+			auth.RecoveryApproved, micros(now), reason, id, auth.RecoveryVerified, micros(now)).Scan(&user)
 		if err != nil {
 			return err // no row: unknown or not verified, ErrNotFound
 		}
@@ -171,9 +180,7 @@ func (s *Store) ApproveRecoveryRequest(ctx context.Context, id auth.RecoveryRequ
 			}
 		}
 		reset.UserID = user
-		_, err = tx.ExecContext(ctx, `INSERT INTO password_resets (token_hash, user_id, created_at, expires_at)
-			VALUES (?, ?, ?, ?)`, reset.TokenHash, user, micros(reset.CreatedAt), micros(reset.ExpiresAt))
-		return err
+		return insertPasswordReset(ctx, tx, reset)
 	})
 	if err != nil {
 		return 0, mapErr("approve recovery request", err)
@@ -189,4 +196,45 @@ func (s *Store) MarkRecoveryReminder(ctx context.Context, id auth.RecoveryReques
 		return false, mapErr("mark recovery reminder", err)
 	}
 	return one(c), nil
+}
+
+// nullID stores an absent id (0) as NULL.
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+// CancelRecoveryRequests cancels the user's matching requests with one update.
+func (s *Store) CancelRecoveryRequests(ctx context.Context, user auth.UserID, m auth.RecoveryMatch, now time.Time, reason string) ([]auth.RecoveryRequestID, error) {
+	var ids []auth.RecoveryRequestID
+	err := s.write(ctx, func(tx *wtx) error {
+		ids = nil
+		q := `UPDATE recovery_requests SET status = ?, decided_at = ?, reason = ?
+			WHERE user_id = ? AND status = ? AND (evidence_token_id = ? OR evidence_key_id = ?) RETURNING id`
+		args := []any{auth.RecoveryCancelled, micros(now), reason, user, auth.RecoveryVerified, int64(m.TokenID), int64(m.KeyID)}
+		if m.Open {
+			q = `UPDATE recovery_requests SET status = ?, decided_at = ?, reason = ?
+				WHERE user_id = ? AND status IN (?, ?) RETURNING id`
+			args = []any{auth.RecoveryCancelled, micros(now), reason, user, auth.RecoveryPending, auth.RecoveryVerified}
+		}
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id auth.RecoveryRequestID
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, mapErr("cancel recovery requests", err)
+	}
+	return ids, nil
 }

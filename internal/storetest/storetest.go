@@ -117,6 +117,13 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"PurgeEvents", testPurgeEvents},
 		{"EventUserAgent", testEventUserAgent},
 		{"OIDC", testOIDC},
+		{"EmailLinks", testEmailLinks},
+		{"EmailVerifyRace", testEmailVerifyRace},
+		{"ResetLinks", testResetLinks},
+		{"DeleteUser", testDeleteUser},
+		{"SetDisabled", testSetDisabled},
+		{"RecoveryEvidence", testRecoveryEvidence},
+		{"PurgeAccountRows", testPurgeAccountRows},
 	}
 	for _, a := range areas {
 		t.Run(a.name, func(t *testing.T) {
@@ -830,17 +837,17 @@ func testPasswordReset(t *testing.T, s auth.Store) {
 		noErr(t, "CreatePasswordReset", s.CreatePasswordReset(ctx(t), &auth.PasswordReset{
 			TokenHash: hash(token), UserID: user, CreatedAt: t0(), ExpiresAt: expires}))
 	}
-	reset("r1", alice.ID, at(time.Hour))
 	reset("r2", alice.ID, at(time.Hour))
-	reset("old", alice.ID, at(time.Minute))
+	reset("r1", alice.ID, at(time.Hour)) // the newer link: r2 dies
+	reset("old", mustUser(t, s, "carol").ID, at(time.Minute))
 	reset("rb", bob.ID, at(time.Hour))
 	mustSession(t, s, alice.ID, "s1", t0())
 	mustSession(t, s, alice.ID, "s2", t0())
 	bobs := mustSession(t, s, bob.ID, "bob", t0())
 
-	_, err := s.ResetPassword(ctx(t), hash("old"), "x", at(time.Minute))
+	_, err := s.ResetPassword(ctx(t), hash("old"), "x", at(time.Minute), false)
 	wantErr(t, "ResetPassword(expired at exactly now)", err, auth.ErrNotFound)
-	_, err = s.ResetPassword(ctx(t), hash("unknown"), "x", t0())
+	_, err = s.ResetPassword(ctx(t), hash("unknown"), "x", t0(), false)
 	wantErr(t, "ResetPassword(unknown)", err, auth.ErrNotFound)
 	if u, _ := s.UserByID(ctx(t), alice.ID); u.PasswordHash != "hash-alice" {
 		t.Fatal("a refused reset changed the password")
@@ -851,7 +858,7 @@ func testPasswordReset(t *testing.T, s auth.Store) {
 		user auth.UserID
 	)
 	wins := race(t, 8, func(i int) (bool, error) {
-		id, err := s.ResetPassword(ctx(t), hash("r1"), fmt.Sprintf("new-%d", i), at(time.Second))
+		id, err := s.ResetPassword(ctx(t), hash("r1"), fmt.Sprintf("new-%d", i), at(time.Second), false)
 		if errors.Is(err, auth.ErrNotFound) {
 			return false, nil
 		}
@@ -869,15 +876,15 @@ func testPasswordReset(t *testing.T, s auth.Store) {
 	if ids := sessionIDs(t, s, alice.ID); len(ids) != 0 {
 		t.Fatalf("sessions after ResetPassword = %v, want none", ids)
 	}
-	_, err = s.ResetPassword(ctx(t), hash("r1"), "again", at(2*time.Second))
+	_, err = s.ResetPassword(ctx(t), hash("r1"), "again", at(2*time.Second), false)
 	wantErr(t, "ResetPassword(used)", err, auth.ErrNotFound)
-	_, err = s.ResetPassword(ctx(t), hash("r2"), "other link", at(2*time.Second))
+	_, err = s.ResetPassword(ctx(t), hash("r2"), "other link", at(2*time.Second), false)
 	wantErr(t, "ResetPassword(other link of the same user)", err, auth.ErrNotFound)
 
 	if ids := sessionIDs(t, s, bob.ID); !equalIDs(ids, []auth.SessionID{bobs.ID}) {
 		t.Fatalf("alice's reset ended bob's sessions: %v", ids)
 	}
-	id, err := s.ResetPassword(ctx(t), hash("rb"), "bob-new", at(2*time.Second))
+	id, err := s.ResetPassword(ctx(t), hash("rb"), "bob-new", at(2*time.Second), false)
 	if err != nil || id != bob.ID {
 		t.Fatalf("ResetPassword(bob's link) = %d, %v, want %d", id, err, bob.ID)
 	}
@@ -1057,7 +1064,7 @@ func testClosed(t *testing.T, s auth.Store) {
 		{"AdvanceTOTPStep", func() error { _, err := s.AdvanceTOTPStep(ctx(t), alice.ID, 5000); return err }},
 		{"UseRecoveryCode", func() error { _, err := s.UseRecoveryCode(ctx(t), alice.ID, hash("a-0"), t0()); return err }},
 		{"ConsumePendingLogin", func() error { _, err := s.ConsumePendingLogin(ctx(t), hash("p")); return err }},
-		{"ResetPassword", func() error { _, err := s.ResetPassword(ctx(t), hash("r"), "x", t0()); return err }},
+		{"ResetPassword", func() error { _, err := s.ResetPassword(ctx(t), hash("r"), "x", t0(), false); return err }},
 		{"EnableTOTP", func() error {
 			return s.EnableTOTP(ctx(t), &auth.TOTPCredential{UserID: alice.ID, CreatedAt: t0()}, nil, 0)
 		}},
@@ -1325,7 +1332,7 @@ func testRecoveryApprove(t *testing.T, s auth.Store) {
 	if u.PasswordHash != alice.PasswordHash {
 		t.Fatal("approval changed the password")
 	}
-	if uid, err := s.ResetPassword(ctx(t), hash("reset"), "new", at(2*time.Hour)); err != nil || uid != alice.ID {
+	if uid, err := s.ResetPassword(ctx(t), hash("reset"), "new", at(2*time.Hour), false); err != nil || uid != alice.ID {
 		t.Fatalf("ResetPassword with the approval's link = %d, %v", uid, err)
 	}
 	// Bob is untouched.
@@ -1465,7 +1472,7 @@ func testCredEpoch(t *testing.T, s auth.Store) {
 				CreatedAt: t0(), ExpiresAt: at(time.Hour)}); err != nil {
 				return err
 			}
-			_, err := s.ResetPassword(ctx(t), hash("reset"), "hash-3", t0())
+			_, err := s.ResetPassword(ctx(t), hash("reset"), "hash-3", t0(), false)
 			return err
 		}},
 		{"ApproveRecoveryRequest", false, func(auth.SessionID) error {

@@ -92,7 +92,7 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	h.setSession(w, res.SessionToken.Reveal())
-	redirect(w, r, afterSignIn(next, rd))
+	redirect(w, r, afterSignInAs(res.User, next, rd))
 	return nil
 }
 
@@ -174,7 +174,7 @@ func (h *Handler) LoginMFA(recovery bool) PageFunc {
 			redirect(w, r, "/settings/authentication?done=recovery_used")
 			return nil
 		}
-		redirect(w, r, afterSignIn(r.PostFormValue("next"), rd))
+		redirect(w, r, afterSignInAs(res.User, r.PostFormValue("next"), rd))
 		return nil
 	}
 }
@@ -219,6 +219,7 @@ func (h *Handler) ResetForm(w http.ResponseWriter, r *http.Request) error {
 	if pg.Values["token"] == "" {
 		pg.Error = auth.ErrInvalidToken.Message
 	}
+	h.resetCredentials(r, pg, true)
 	h.render(w, http.StatusOK, "reset", pg)
 	return nil
 }
@@ -226,9 +227,11 @@ func (h *Handler) ResetForm(w http.ResponseWriter, r *http.Request) error {
 // Reset sets the new password from a reset link's form.
 func (h *Handler) Reset(w http.ResponseWriter, r *http.Request) error {
 	token := r.PostFormValue("token")
-	if err := h.svc.ResetPassword(r.Context(), client(r), token, r.PostFormValue("new_password")); err != nil {
+	revoke := r.PostFormValue("revoke_credentials") != ""
+	if err := h.svc.ResetPassword(r.Context(), client(r), token, r.PostFormValue("new_password"), revoke); err != nil {
 		pg := h.newPage(w, r, "Choose a new password")
 		pg.Values["token"] = token
+		h.resetCredentials(r, pg, revoke)
 		return h.formOrPage(w, err, "reset", pg, "new_password")
 	}
 	h.clearSession(w)

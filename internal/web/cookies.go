@@ -143,6 +143,9 @@ type flash struct {
 }
 
 func flashFor(key string) *flash {
+	if f, ok := accountFlashes[key]; ok {
+		return &f
+	}
 	f, ok := map[string]flash{
 		"signed_up":         {"ok", "Welcome! Your account is ready."},
 		"signed_out":        {"ok", "You are signed out."},

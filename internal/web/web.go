@@ -262,6 +262,8 @@ func settingsPageOf(path string) string {
 		return "/settings/tokens"
 	case strings.HasPrefix(path, "/settings/ssh-keys"):
 		return "/settings/ssh-keys"
+	case strings.HasPrefix(path, "/settings/account"):
+		return "/settings/account"
 	case strings.HasPrefix(path, "/admin/recovery"):
 		return "/admin/recovery"
 	case path == "/step-up":
