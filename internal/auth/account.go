@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/latchkey/latchkey/internal/keys"
@@ -29,6 +30,12 @@ type LoginResult struct {
 	MFAExpiresIn time.Duration
 	// RecoveryCodesRemaining is set after a sign-in with a recovery code.
 	RecoveryCodesRemaining *int
+	// Methods are the second factors the account has (with mfa_required), in the
+	// order webauthn, totp, recovery_code.
+	Methods []string
+	// WebAuthn is the publicKey request options of the pending login's key challenge,
+	// when the account has a key.
+	WebAuthn json.RawMessage
 }
 
 // ValidateUsername enforces 2–39 characters of ASCII letters, digits, '-', '_' and '.'.
@@ -174,7 +181,11 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 	// The right password was no failure of the IP's: its count is refunded, in the
 	// sign-in's own transaction when there is no second step.
 	refundIP := AttemptStep{Key: ipKey(c.IP), Step: refundStep(s.cfg.IPLimit, ipCount).at(s.now())}
-	if _, err := s.store.TOTP(ctx, u.ID); err == nil {
+	mfa, err := s.store.MFAState(ctx, u.ID)
+	if err != nil {
+		return nil, fmt.Errorf("reading MFA state: %w", err)
+	}
+	if mfa.Enabled {
 		resetAccount := AttemptStep{Key: key, Step: stepFunc(resetStep).at(s.now())}
 		if err := s.updateAttempts(ctx, "settling", []AttemptStep{refundIP, resetAccount}); err != nil {
 			return nil, err
@@ -191,11 +202,17 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 		} else if err != nil {
 			return nil, fmt.Errorf("storing pending login: %w", err)
 		}
+		res := &LoginResult{Status: StatusMFARequired, User: u, MFAToken: keys.Secret(tok),
+			MFAExpiresIn: s.cfg.PendingLoginTTL, Methods: mfa.Methods()}
+		if mfa.WebAuthnKeys > 0 && s.wa != nil {
+			// The key's challenge belongs to this pending login: a new /login, a new one.
+			if res.WebAuthn, err = s.beginSecondFactor(ctx, u, hash); err != nil {
+				return nil, err
+			}
+		}
 		s.event(ctx, u.ID, c, "login", "mfa_required", "")
 		s.observe("login", "mfa_required")
-		return &LoginResult{Status: StatusMFARequired, User: u, MFAToken: keys.Secret(tok), MFAExpiresIn: s.cfg.PendingLoginTTL}, nil
-	} else if !errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("reading MFA state: %w", err)
+		return res, nil
 	}
 	sess, tok, err := s.newSession(c, u, u.CredEpoch)
 	if err != nil {

@@ -27,6 +27,9 @@ type MFAStatus struct {
 	Methods   []string
 	Remaining *int // nil while MFA is off
 	Total     int
+	// TOTP and WebAuthnKeys say which second factors make it on.
+	TOTP         bool
+	WebAuthnKeys int
 }
 
 // Low reports whether the user should regenerate recovery codes soon.
@@ -34,11 +37,11 @@ func (m MFAStatus) Low() bool { return m.Remaining != nil && *m.Remaining <= Low
 
 // MFAStatus reads the user's second-factor state.
 func (s *Service) MFAStatus(ctx context.Context, user UserID) (MFAStatus, error) {
-	enabled, n, err := s.store.MFAState(ctx, user)
+	st, err := s.store.MFAState(ctx, user)
 	if err != nil {
 		return MFAStatus{}, fmt.Errorf("reading MFA state: %w", err)
 	}
-	return mfaStatus(MFAState{Enabled: enabled, Codes: n}), nil
+	return mfaStatus(st), nil
 }
 
 // MFAStatusOf is the caller's second-factor state: read with the session when the
@@ -55,7 +58,24 @@ func mfaStatus(m MFAState) MFAStatus {
 		return MFAStatus{Methods: []string{}}
 	}
 	rem := m.Codes.Remaining
-	return MFAStatus{Enabled: true, Methods: []string{MethodTOTP, MethodRecoveryCode}, Remaining: &rem, Total: m.Codes.Total}
+	return MFAStatus{Enabled: true, Methods: m.Methods(), Remaining: &rem, Total: m.Codes.Total,
+		TOTP: m.TOTP, WebAuthnKeys: m.WebAuthnKeys}
+}
+
+// Methods lists the second factors the account has, in the order SPEC §8 gives:
+// webauthn, totp, recovery_code.
+func (m MFAState) Methods() []string {
+	out := []string{}
+	if m.WebAuthnKeys > 0 {
+		out = append(out, MethodWebAuthn)
+	}
+	if m.TOTP {
+		out = append(out, MethodTOTP)
+	}
+	if m.Enabled {
+		out = append(out, MethodRecoveryCode)
+	}
+	return out
 }
 
 // TOTPSetup is what an authenticator app needs, shown for QR scan and manual entry.
@@ -177,9 +197,18 @@ func (s *Service) ConfirmTOTP(ctx context.Context, c Client, p *Principal, code 
 	if err != nil {
 		return nil, err
 	}
-	codes, hashes, err := s.newRecoveryCodes(p.User.ID)
+	// With a security key already registered, MFA is on: the app joins it and the
+	// recovery codes and other sessions stay as they are.
+	state, err := s.store.MFAState(ctx, p.User.ID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading MFA state: %w", err)
+	}
+	var codes []string
+	var hashes [][]byte
+	if !state.Enabled {
+		if codes, hashes, err = s.newRecoveryCodes(p.User.ID); err != nil {
+			return nil, err
+		}
 	}
 	cred := &TOTPCredential{UserID: p.User.ID, Secret: enc, LastStep: step, CreatedAt: s.now()}
 	if err := s.store.EnableTOTP(ctx, cred, hashes, p.Session.ID); errors.Is(err, ErrConflict) {

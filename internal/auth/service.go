@@ -18,6 +18,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/password"
 )
@@ -74,6 +76,11 @@ type Service struct {
 	rand    io.Reader
 	observe func(event, outcome string)
 
+	// wa is the WebAuthn relying party, nil when public-url cannot have one; then
+	// webauthnOff says why.
+	wa          *webauthn.WebAuthn
+	webauthnOff string
+
 	mailWG sync.WaitGroup
 }
 
@@ -113,6 +120,7 @@ func New(cfg Config, d Deps) *Service {
 	if s.observe == nil {
 		s.observe = func(string, string) {}
 	}
+	s.wa, s.webauthnOff = newRelyingParty(cfg.SiteName, cfg.PublicURL)
 	return s
 }
 

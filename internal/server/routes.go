@@ -30,6 +30,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/mfa/recovery-codes", a.Authed(a.RecoveryCodes))
 	mux.Handle("POST /api/v1/mfa/recovery-codes/regenerate", a.Authed(a.RegenerateRecoveryCodes))
 	mux.Handle("DELETE /api/v1/mfa", a.Authed(a.DisableMFA))
+	s.webauthnRoutes(mux)
 
 	mux.Handle("POST /api/v1/password", a.Authed(a.ChangePassword))
 	mux.Handle("POST /api/v1/password/forgot", a.Serve(a.ForgotPassword))
@@ -62,4 +63,17 @@ func (s *Server) recoveryRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/admin/recovery-requests", a.Authed(a.AdminRecoveryRequests))
 	mux.Handle("POST /api/v1/admin/recovery-requests/{id}/approve", a.Authed(a.ApproveRecovery))
 	mux.Handle("POST /api/v1/admin/recovery-requests/{id}/deny", a.Authed(a.DenyRecovery))
+}
+
+// webauthnRoutes lists the routes of security keys and passkeys (issue 15, SPEC §8).
+func (s *Server) webauthnRoutes(mux *http.ServeMux) {
+	a := s.api
+	mux.Handle("POST /api/v1/mfa/webauthn/register/begin", a.Authed(a.BeginWebAuthnRegistration))
+	mux.Handle("POST /api/v1/mfa/webauthn/register/finish", a.Authed(a.FinishWebAuthnRegistration))
+	mux.Handle("GET /api/v1/mfa/webauthn", a.Authed(a.WebAuthnKeys))
+	mux.Handle("PATCH /api/v1/mfa/webauthn/{id}", a.Authed(a.RenameWebAuthnKey))
+	mux.Handle("DELETE /api/v1/mfa/webauthn/{id}", a.Authed(a.DeleteWebAuthnKey))
+	mux.Handle("POST /api/v1/login/passkey/begin", a.Serve(a.BeginPasskeyLogin))
+	mux.Handle("POST /api/v1/login/passkey/finish", a.Serve(a.FinishPasskeyLogin))
+	mux.Handle("POST /api/v1/reauth/webauthn", a.Authed(a.BeginWebAuthnReauth))
 }
