@@ -115,6 +115,7 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"CredEpoch", testCredEpoch},
 		{"FinishSignIn", testFinishSignIn},
 	}
+	areas = append(areas, webauthnAreas...)
 	for _, a := range areas {
 		t.Run(a.name, func(t *testing.T) {
 			a.fn(t, newStore(t))
