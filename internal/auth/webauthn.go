@@ -681,7 +681,17 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, c Client) (*WebAuthnBeg
 	if err != nil {
 		return nil, fmt.Errorf("beginning passkey sign-in: %w", err)
 	}
-	return s.startCeremony(ctx, CeremonyPasskey, 0, []byte{}, sd, assertion.Response, nil)
+	// SPEC §8 shows allowCredentials as an empty list; the library leaves it out.
+	raw, err := json.Marshal(assertion.Response)
+	if err != nil {
+		return nil, fmt.Errorf("encoding passkey options: %w", err)
+	}
+	var opts map[string]any
+	if err := json.Unmarshal(raw, &opts); err != nil {
+		return nil, fmt.Errorf("encoding passkey options: %w", err)
+	}
+	opts["allowCredentials"] = []any{}
+	return s.startCeremony(ctx, CeremonyPasskey, 0, []byte{}, sd, opts, nil)
 }
 
 // FinishPasskeyLogin signs in with a passkey alone. A wrong assertion counts like a
@@ -748,6 +758,9 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, c Client, ceremonyID s
 	} else if err != nil {
 		return nil, fmt.Errorf("looking up WebAuthn user handle: %w", err)
 	}
+	// A discoverable ceremony names no user when it begins; now the handle does, and
+	// the library checks the assertion against that user's keys.
+	d.Session.UserID = parsed.Response.UserHandle
 	a, regressed, err := s.verifyAssertion(ctx, u, d.Session, credential)
 	if err != nil {
 		return nil, err

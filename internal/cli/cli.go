@@ -104,11 +104,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	defer app.Close()
+	// Keys are bound to the relying party ID: say which one, and say loudly when there
+	// is none, since every begin call will then answer webauthn_unavailable.
+	if why := app.Service.WebAuthnUnavailable(); why != "" {
+		logger.Warn("security keys and passkeys are off", "reason", why)
+	} else {
+		logger.Info("security keys and passkeys", "rp_id", app.Service.RPID(), "origin", cfg.PublicURL,
+			"note", "keys are bound to this host: changing public-url's host orphans every registered key")
+	}
 	l, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
 	}
-	logger.Info("listening", "url", "http://"+l.Addr().String())
+	logger.Info("listening", "url", "http://"+l.Addr().String(), "open", cfg.PublicURL)
 	return app.Serve(ctx, l)
 }
 

@@ -68,7 +68,7 @@ func Default() Config {
 		DatabaseURL:         "sqlite:latchkey-data/latchkey.db",
 		SecretKeyFile:       "latchkey-data/secret.key",
 		SiteName:            "Latchkey",
-		PublicURL:           "http://127.0.0.1:8080",
+		PublicURL:           "http://localhost:8080",
 		MailFrom:            "",
 		LogLevel:            slog.LevelInfo,
 		LogFormat:           "text",
