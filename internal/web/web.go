@@ -94,6 +94,7 @@ func New(svc *auth.Service, log *slog.Logger, opts Options) *Handler {
 // these are the pages', listed here in one place.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /static/latchkey.css", h.css)
+	h.webauthnRoutes(mux)
 	mux.Handle("GET /{$}", h.serve(h.index))
 
 	mux.Handle("GET /signup", h.serve(h.signupForm))
@@ -330,6 +331,8 @@ type page struct {
 	RetryAfter string
 	Next       string
 	Data       any
+	// Script is the WebAuthn script's path on the pages that run it ("" elsewhere).
+	Script string
 }
 
 func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, title string) *page {
@@ -378,6 +381,10 @@ func (h *Handler) render(w http.ResponseWriter, status int, name string, pg *pag
 		h.log.Error("no such template", "name", name)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
+	}
+	if scriptPages[name] {
+		pg.Script = scriptPath
+		w.Header().Set("Content-Security-Policy", scriptCSP)
 	}
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, pg); err != nil {
