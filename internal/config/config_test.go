@@ -25,7 +25,7 @@ func TestDefaults(t *testing.T) {
 	if c.SecureCookies() {
 		t.Error("http public-url must not make cookies Secure")
 	}
-	if c.MailFrom != "no-reply@127.0.0.1" {
+	if c.MailFrom != "no-reply@localhost" {
 		t.Errorf("MailFrom = %q", c.MailFrom)
 	}
 }
