@@ -155,7 +155,8 @@ type Store interface {
 
 	// Purge deletes what can never be used again and returns how many rows went:
 	// sessions past their absolute expiry or idle since IdleBefore, pending logins,
-	// pending TOTP setups and reset links past expiry (and used reset links), and the
+	// pending TOTP setups, WebAuthn ceremonies and reset links past expiry (and used
+	// reset links), and the
 	// attempt counters of AttemptScopes not updated since StaleAttemptsBefore whose
 	// lock has ended. Second-factor counters are never listed: only a success resets them.
 	Purge(ctx context.Context, p PurgeBefore) (int64, error)

@@ -104,6 +104,18 @@ func testWebAuthnCeremony(t *testing.T, s auth.Store) {
 	if won, err := s.UseCeremony(ctx(t), hash("c1"), at(time.Minute)); err != nil || !won {
 		t.Fatalf("UseCeremony(renewed) = %v, %v; want true", won, err)
 	}
+	// Purge drops ceremonies past their expiry, and only those.
+	noErr(t, "CreateCeremony(late)", s.CreateCeremony(ctx(t), &auth.Ceremony{IDHash: hash("late"), Kind: auth.CeremonyPasskey,
+		Binding: []byte{}, Data: []byte(`{}`), CreatedAt: at(time.Hour), ExpiresAt: at(time.Hour + 5*time.Minute)}))
+	if _, err := s.Purge(ctx(t), auth.PurgeBefore{Now: at(time.Hour), IdleBefore: t0().Add(-time.Hour),
+		StaleAttemptsBefore: t0().Add(-time.Hour)}); err != nil {
+		t.Fatalf("Purge = %v", err)
+	}
+	for name, want := range map[string]error{"c1": auth.ErrNotFound, "p": auth.ErrNotFound, "late": nil} {
+		if _, err := s.Ceremony(ctx(t), hash(name)); !errors.Is(err, want) && !(want == nil && err == nil) {
+			t.Errorf("after Purge, Ceremony(%s) = %v, want %v", name, err, want)
+		}
+	}
 }
 
 func testWebAuthnKeys(t *testing.T, s auth.Store) {
