@@ -143,7 +143,11 @@ type mfaJSON struct {
 	RecoveryCodesLow       bool     `json:"recovery_codes_low,omitempty"`
 	TOTPApps               int      `json:"totp_apps"`
 	WebAuthnKeys           int      `json:"webauthn_keys"`
-	Warning                string   `json:"warning,omitempty"`
+	// Required says the require-mfa policy covers the account; SetupDeadline is when
+	// it must have a second factor (null when it has one or no deadline is set).
+	Required      bool       `json:"required"`
+	SetupDeadline *time.Time `json:"setup_deadline"`
+	Warning       string     `json:"warning,omitempty"`
 }
 
 // Me describes the caller.
@@ -156,6 +160,13 @@ func (h *Handler) Me(w http.ResponseWriter, r *http.Request, p *auth.Principal) 
 		WebAuthnKeys: st.WebAuthnKeys}
 	if st.TOTP {
 		mfa.TOTPApps = 1
+	}
+	if pol := p.MFAPolicy(); pol.Required {
+		mfa.Required = true
+		if !pol.Deadline.IsZero() {
+			d := pol.Deadline
+			mfa.SetupDeadline = &d
+		}
 	}
 	if st.Low() {
 		mfa.RecoveryCodesLow = true

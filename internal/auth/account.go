@@ -232,6 +232,7 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 	}
 	s.logEvent(fin.Event)
 	s.observe("login", "success")
+	s.notePolicy(ctx, u)
 	return &LoginResult{Status: StatusAuthenticated, User: u, Session: sess, SessionToken: keys.Secret(tok)}, nil
 }
 
@@ -283,7 +284,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, 
 		sess.LastSeenAt = now
 	}
 	st := mfaStatus(mfa)
-	return &Principal{User: u, Session: sess, mfa: &st}, nil
+	return &Principal{User: u, Session: sess, mfa: &st, policy: s.policyFor(u, mfa)}, nil
 }
 
 // Logout ends the caller's session. A personal access token has no session to end.

@@ -39,6 +39,9 @@ func (s *Service) GrantAdmin(ctx context.Context, c Client, login string) (*User
 	if err != nil {
 		return nil, err
 	}
+	if err := s.requireMFAForAdmin(ctx, u); err != nil {
+		return nil, err
+	}
 	if err := s.store.SetAdmin(ctx, u.ID, true); err != nil {
 		return nil, fmt.Errorf("granting admin: %w", err)
 	}

@@ -30,6 +30,8 @@ type MFAStatus struct {
 	// TOTP and WebAuthnKeys say which second factors make it on.
 	TOTP         bool
 	WebAuthnKeys int
+	// Deadline is the require-mfa deadline stored for the account (zero: none).
+	Deadline time.Time
 }
 
 // Low reports whether the user should regenerate recovery codes soon.
@@ -55,7 +57,7 @@ func (s *Service) MFAStatusOf(ctx context.Context, p *Principal) (MFAStatus, err
 
 func mfaStatus(m MFAState) MFAStatus {
 	if !m.Enabled {
-		return MFAStatus{Methods: []string{}}
+		return MFAStatus{Methods: []string{}, Deadline: m.Deadline}
 	}
 	rem := m.Codes.Remaining
 	return MFAStatus{Enabled: true, Methods: m.Methods(), Remaining: &rem, Total: m.Codes.Total,
@@ -575,6 +577,9 @@ func (s *Service) RecoveryCodeCounts(ctx context.Context, p *Principal) (Recover
 func (s *Service) DisableMFA(ctx context.Context, c Client, p *Principal) error {
 	if err := s.requireRecent(p); err != nil {
 		return err
+	}
+	if s.policyCovers(p.User) {
+		return ErrMFARequiredByPolicy
 	}
 	existed, err := s.store.DisableMFA(ctx, p.User.ID, p.Session.ID)
 	if err != nil {

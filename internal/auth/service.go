@@ -43,6 +43,11 @@ type Config struct {
 	ResetTTL        time.Duration
 
 	RecoveryAutoApproveAfter time.Duration
+
+	// RequireMFA is who must have MFA ("off", "admins", "all"; "" is off) and
+	// RequireMFAGrace the time a non-admin gets from the first sign-in it meets them at.
+	RequireMFA      string
+	RequireMFAGrace time.Duration
 }
 
 // Mailer delivers one plain-text message. The SMTP sender satisfies it; when none is
@@ -148,6 +153,8 @@ type Principal struct {
 	// mfa is the user's second-factor state read with the session, nil when not read
 	// (a personal access token): see MFAStatusOf.
 	mfa *MFAStatus
+	// policy is what require-mfa says about the account (see MFAPolicy).
+	policy MFAPolicy
 }
 
 // newToken returns n random bytes as unpadded base64url and the SHA-256 that is stored.

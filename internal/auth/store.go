@@ -123,6 +123,9 @@ type Store interface {
 	// WebAuthn keys; Enabled when any) and how many recovery codes: what every /me and
 	// settings page asks.
 	MFAState(ctx context.Context, user UserID) (MFAState, error)
+	// SetMFADeadline stores at as the user's MFA deadline unless an earlier one is
+	// stored, and returns the deadline in force.
+	SetMFADeadline(ctx context.Context, user UserID, at time.Time) (time.Time, error)
 
 	// CreatePasswordReset stores a reset link.
 	CreatePasswordReset(ctx context.Context, r *PasswordReset) error

@@ -156,6 +156,8 @@ type MFAState struct {
 	// WebAuthnKeys counts the security keys and passkeys.
 	WebAuthnKeys int
 	Codes        RecoveryCodeCounts
+	// Deadline is when the require-mfa policy wants a second factor (zero: none set).
+	Deadline time.Time
 }
 
 // PendingSignIn is what the second-factor step reads, in one query: the pending login,

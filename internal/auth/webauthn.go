@@ -459,6 +459,13 @@ func (s *Service) RemoveWebAuthnKey(ctx context.Context, c Client, p *Principal,
 			name = k.Name
 		}
 	}
+	if s.policyCovers(p.User) && name != "" && len(ks) == 1 {
+		if st, err := s.store.MFAState(ctx, p.User.ID); err != nil {
+			return fmt.Errorf("reading MFA state: %w", err)
+		} else if !st.TOTP {
+			return ErrMFARequiredByPolicy
+		}
+	}
 	turnedOff, err := s.store.DeleteWebAuthnKey(ctx, p.User.ID, id, p.Session.ID)
 	if errors.Is(err, ErrNotFound) {
 		return ErrNotFoundError

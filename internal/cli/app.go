@@ -105,6 +105,7 @@ func NewApp(ctx context.Context, cfg config.Config, logger *slog.Logger, clock f
 		IPLimit:       auth.LimitPolicy{MaxFailures: cfg.IPMaxFailures, BaseLock: cfg.PasswordLock, MaxLock: cfg.PasswordMaxLock, ResetAfter: time.Hour},
 		SessionIdle:   cfg.SessionIdle, SessionMax: cfg.SessionMax, ReauthWindow: cfg.ReauthWindow,
 		PendingLoginTTL: cfg.PendingLoginTTL, RecoveryAutoApproveAfter: cfg.RecoveryAutoApproveAfter,
+		RequireMFA: cfg.RequireMFA, RequireMFAGrace: cfg.RequireMFAGrace,
 	}, auth.Deps{Store: st, Hasher: hasher, Keys: ring, Mailer: mailer, Logger: logger, Clock: clock, Observe: metrics.Observe})
 	h := server.New(server.Options{TrustedProxies: cfg.TrustedProxies, MaxBodyBytes: cfg.MaxBodyBytes,
 		SecureCookies: cfg.SecureCookies(), HashStats: hasher.Stats, SiteName: cfg.SiteName, PublicURL: cfg.PublicURL},

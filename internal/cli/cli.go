@@ -191,13 +191,18 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdin
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tMFA\tADMIN\tCREATED")
+			fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tMFA\tADMIN\tCREATED\tMFA DEADLINE")
 			for _, u := range us {
 				st, err := app.Service.MFAStatus(ctx, u.ID)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Username, u.Email, onOff(st.Enabled), yesNo(u.IsAdmin), u.CreatedAt.Format("2006-01-02 15:04"))
+				deadline := "-"
+				if !st.Enabled && !st.Deadline.IsZero() {
+					deadline = st.Deadline.UTC().Format("2006-01-02 15:04")
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Username, u.Email, onOff(st.Enabled), yesNo(u.IsAdmin),
+					u.CreatedAt.Format("2006-01-02 15:04"), deadline)
 			}
 			return tw.Flush()
 		})

@@ -181,9 +181,10 @@ func replaceCodes(ctx context.Context, tx pgx.Tx, user auth.UserID, hashes [][]b
 func (s *Store) MFAState(ctx context.Context, user auth.UserID) (auth.MFAState, error) {
 	var m auth.MFAState
 	err := s.queryRow(ctx, func(r pgx.Row) error {
-		return r.Scan(&m.TOTP, &m.WebAuthnKeys, &m.Codes.Total, &m.Codes.Remaining)
+		return r.Scan(&m.TOTP, &m.WebAuthnKeys, timeCol{&m.Deadline}, &m.Codes.Total, &m.Codes.Remaining)
 	}, `SELECT EXISTS (SELECT 1 FROM totp_credentials WHERE user_id = $1),
 		(SELECT count(*) FROM webauthn_credentials WHERE user_id = $1),
+		(SELECT deadline FROM mfa_deadlines WHERE user_id = $1),
 		count(*), count(*) FILTER (WHERE used_at IS NULL) FROM recovery_codes WHERE user_id = $1`, user)
 	m.Enabled = m.TOTP || m.WebAuthnKeys > 0
 	return m, mapErr("mfa state", err)
@@ -194,4 +195,16 @@ func (s *Store) RecoveryCodeCounts(ctx context.Context, user auth.UserID) (auth.
 	err := s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&c.Total, &c.Remaining) },
 		`SELECT count(*), count(*) FILTER (WHERE used_at IS NULL) FROM recovery_codes WHERE user_id = $1`, user)
 	return c, mapErr("recovery code counts", err)
+}
+
+// SetMFADeadline stores the deadline unless an earlier one is stored (one upsert whose
+// update is conditional), and returns the one in force.
+func (s *Store) SetMFADeadline(ctx context.Context, user auth.UserID, at time.Time) (time.Time, error) {
+	var d time.Time
+	err := s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(timeCol{&d}) },
+		`WITH up AS (INSERT INTO mfa_deadlines (user_id, deadline) VALUES ($1, $2)
+			ON CONFLICT (user_id) DO UPDATE SET deadline = LEAST(mfa_deadlines.deadline, excluded.deadline)
+			RETURNING deadline)
+		SELECT deadline FROM up`, user, ts(at))
+	return d, mapErr("set mfa deadline", err)
 }

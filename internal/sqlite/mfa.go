@@ -193,8 +193,9 @@ func (s *Store) MFAState(ctx context.Context, user auth.UserID) (auth.MFAState, 
 	var m auth.MFAState
 	err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM totp_credentials WHERE user_id = ?),
 		(SELECT count(*) FROM webauthn_credentials WHERE user_id = ?),
-		count(*), count(*) FILTER (WHERE used_at IS NULL) FROM recovery_codes WHERE user_id = ?`, user, user, user).
-		Scan(&m.TOTP, &m.WebAuthnKeys, &m.Codes.Total, &m.Codes.Remaining)
+		(SELECT deadline FROM mfa_deadlines WHERE user_id = ?),
+		count(*), count(*) FILTER (WHERE used_at IS NULL) FROM recovery_codes WHERE user_id = ?`, user, user, user, user).
+		Scan(&m.TOTP, &m.WebAuthnKeys, timeCol{&m.Deadline}, &m.Codes.Total, &m.Codes.Remaining)
 	m.Enabled = m.TOTP || m.WebAuthnKeys > 0
 	return m, mapErr("mfa state", err)
 }
@@ -204,4 +205,17 @@ func (s *Store) RecoveryCodeCounts(ctx context.Context, user auth.UserID) (auth.
 	err := s.queryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE used_at IS NULL)
 		FROM recovery_codes WHERE user_id = ?`, user).Scan(&c.Total, &c.Remaining)
 	return c, mapErr("recovery code counts", err)
+}
+
+// SetMFADeadline stores the deadline unless an earlier one is stored (one upsert whose
+// update is conditional), and returns the one in force.
+func (s *Store) SetMFADeadline(ctx context.Context, user auth.UserID, at time.Time) (time.Time, error) {
+	if _, err := s.exec(ctx, `INSERT INTO mfa_deadlines (user_id, deadline) VALUES (?, ?)
+		ON CONFLICT (user_id) DO UPDATE SET deadline = excluded.deadline WHERE mfa_deadlines.deadline > excluded.deadline`,
+		user, micros(at)); err != nil {
+		return time.Time{}, mapErr("set mfa deadline", err)
+	}
+	var d time.Time
+	err := s.queryRow(ctx, `SELECT deadline FROM mfa_deadlines WHERE user_id = ?`, user).Scan(timeCol{&d})
+	return d, mapErr("set mfa deadline", err)
 }

@@ -9,8 +9,8 @@ import (
 	"github.com/latchkey/latchkey/internal/auth"
 )
 
-// webauthnAreas are the conformance areas of security keys, passkeys and their
-// ceremonies (SPEC §8), run by Run beside the others.
+// webauthnAreas are the conformance areas of security keys, passkeys, their
+// ceremonies and the MFA policy's deadlines (SPEC §8), run by Run beside the others.
 var webauthnAreas = []struct {
 	name string
 	fn   func(t *testing.T, s auth.Store)
@@ -20,6 +20,7 @@ var webauthnAreas = []struct {
 	{"WebAuthnKeys", testWebAuthnKeys},
 	{"WebAuthnMFAOnOff", testWebAuthnMFAOnOff},
 	{"WebAuthnCounter", testWebAuthnCounter},
+	{"MFADeadline", testMFADeadline},
 }
 
 func newKey(user auth.UserID, credID string, created time.Time) *auth.WebAuthnKey {
@@ -301,5 +302,38 @@ func testWebAuthnCounter(t *testing.T, s auth.Store) {
 		if won, err := s.UseWebAuthnKey(ctx(t), z.ID, 0, 0, at(time.Duration(i)*time.Minute)); err != nil || !won {
 			t.Fatalf("UseWebAuthnKey(0 → 0, #%d) = %v, %v", i, won, err)
 		}
+	}
+}
+
+func testMFADeadline(t *testing.T, s auth.Store) {
+	alice, bob := mustUser(t, s, "alice"), mustUser(t, s, "bob")
+	if st, _ := s.MFAState(ctx(t), alice.ID); !st.Deadline.IsZero() {
+		t.Fatalf("a new account has deadline %v", st.Deadline)
+	}
+	d, err := s.SetMFADeadline(ctx(t), alice.ID, at(336*time.Hour))
+	if err != nil || !d.Equal(at(336*time.Hour)) {
+		t.Fatalf("SetMFADeadline(first) = %v, %v", d, err)
+	}
+	// A later deadline never moves it; an earlier one (a shorter grace, or the account
+	// became an operator) does, at once.
+	if d, err = s.SetMFADeadline(ctx(t), alice.ID, at(400*time.Hour)); err != nil || !d.Equal(at(336*time.Hour)) {
+		t.Fatalf("SetMFADeadline(later) = %v, %v; want it kept", d, err)
+	}
+	if d, err = s.SetMFADeadline(ctx(t), alice.ID, at(time.Hour)); err != nil || !d.Equal(at(time.Hour)) {
+		t.Fatalf("SetMFADeadline(earlier) = %v, %v", d, err)
+	}
+	st, err := s.MFAState(ctx(t), alice.ID)
+	noErr(t, "MFAState", err)
+	if !st.Deadline.Equal(at(time.Hour)) {
+		t.Fatalf("MFAState deadline = %v", st.Deadline)
+	}
+	mustSession(t, s, alice.ID, "a", t0())
+	_, _, m, err := s.SessionWithUser(ctx(t), hash("a"))
+	noErr(t, "SessionWithUser", err)
+	if !m.Deadline.Equal(at(time.Hour)) {
+		t.Fatalf("SessionWithUser deadline = %v", m.Deadline)
+	}
+	if st, _ := s.MFAState(ctx(t), bob.ID); !st.Deadline.IsZero() {
+		t.Fatalf("bob has alice's deadline %v", st.Deadline)
 	}
 }

@@ -333,6 +333,8 @@ type page struct {
 	Data       any
 	// Script is the WebAuthn script's path on the pages that run it ("" elsewhere).
 	Script string
+	// Banner is the require-mfa notice shown on every page ("" when none).
+	Banner string
 }
 
 func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, title string) *page {
@@ -340,6 +342,11 @@ func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, title string) 
 		Values: map[string]string{}, Next: localPath(r.FormValue("next"))}
 	if p := auth.PrincipalFrom(r.Context()); p != nil && p.Session != nil {
 		pg.User = p.User
+		if pol := p.MFAPolicy(); pol.Blocked {
+			pg.Banner = "Your site requires multiple-factor authentication before you can do anything else."
+		} else if !pol.Deadline.IsZero() {
+			pg.Banner = "Your site requires multiple-factor authentication from " + pol.Deadline.UTC().Format("2 January 2006, 15:04 UTC") + "."
+		}
 	}
 	pg.CSRF = h.csrfToken(w, r)
 	pg.Flash = flashFor(r.URL.Query().Get("done"))
