@@ -327,3 +327,29 @@ func TestWebAuthnUnavailable(t *testing.T) {
 		t.Fatalf("WebAuthnUnavailable = %q", why)
 	}
 }
+
+// TestWebAuthnPagesCSP: only the pages that run WebAuthn load the script, with
+// script-src 'self' and no inline script; every other page forbids script, and with
+// WebAuthn off no page loads it.
+func TestWebAuthnPagesCSP(t *testing.T) {
+	for _, tc := range []struct {
+		publicURL string
+		script    bool
+	}{{"http://localhost:8080", true}, {"http://127.0.0.1:8080", false}} {
+		cfg := testConfig(t, "sqlite:"+t.TempDir()+"/l.db")
+		cfg.PublicURL = tc.publicURL
+		srv := startServer(t, cfg, nil)
+		for _, path := range []string{"/login", "/signup"} {
+			r := srv.call(t, "GET", path, "", nil).want(t, 200)
+			csp, body := r.Header.Get("Content-Security-Policy"), string(r.Raw)
+			want := tc.script && path == "/login"
+			if strings.Contains(csp, "script-src 'self'") != want || strings.Contains(body, "/static/webauthn.js") != want {
+				t.Errorf("%s %s: CSP %q, loads the script %v; want script %v", tc.publicURL, path, csp,
+					strings.Contains(body, "/static/webauthn.js"), want)
+			}
+			if strings.Contains(body, "<script>") {
+				t.Errorf("%s has inline script", path)
+			}
+		}
+	}
+}

@@ -389,7 +389,9 @@ func (h *Handler) render(w http.ResponseWriter, status int, name string, pg *pag
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	if scriptPages[name] {
+	// With WebAuthn off (an IP-address public-url) the script is not loaded, so its
+	// buttons stay hidden and the policy keeps forbidding script.
+	if scriptPages[name] && h.svc.WebAuthnUnavailable() == "" {
 		pg.Script = scriptPath
 		w.Header().Set("Content-Security-Policy", scriptCSP)
 	}
