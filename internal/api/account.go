@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -66,11 +67,15 @@ func (h *Handler) Login(w http.ResponseWriter, r *http.Request) error {
 
 func writeLogin(w http.ResponseWriter, res *auth.LoginResult) {
 	if res.Status == auth.StatusMFARequired {
-		writeJSON(w, http.StatusOK, map[string]any{
+		body := map[string]any{
 			"status": res.Status, "mfa_token": res.MFAToken.Reveal(),
-			"methods":    []string{auth.MethodTOTP, auth.MethodRecoveryCode},
+			"methods":    res.Methods,
 			"expires_in": int(res.MFAExpiresIn / time.Second),
-		})
+		}
+		if res.WebAuthn != nil {
+			body["webauthn"] = map[string]any{"publicKey": res.WebAuthn}
+		}
+		writeJSON(w, http.StatusOK, body)
 		return
 	}
 	body := map[string]any{"status": res.Status, "session_token": res.SessionToken.Reveal(), "user": toUser(res.User)}
@@ -89,6 +94,8 @@ type LoginMFARequest struct {
 	MFAToken     string `json:"mfa_token"`
 	Code         string `json:"code"`
 	RecoveryCode string `json:"recovery_code"`
+	// WebAuthn is a security key's assertion: what PublicKeyCredential.toJSON() gives.
+	WebAuthn json.RawMessage `json:"webauthn"`
 }
 
 // LoginMFA is the second-factor step.
@@ -97,7 +104,16 @@ func (h *Handler) LoginMFA(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	res, err := h.svc.LoginMFA(r.Context(), client(r), req.MFAToken, req.Code, req.RecoveryCode)
+	var res *auth.LoginResult
+	var err error
+	if len(req.WebAuthn) > 0 && string(req.WebAuthn) != "null" {
+		if req.Code != "" || req.RecoveryCode != "" {
+			return auth.InvalidInput(map[string]string{"webauthn": "send one of code, recovery_code or webauthn"})
+		}
+		res, err = h.svc.LoginWebAuthn(r.Context(), client(r), req.MFAToken, req.WebAuthn)
+	} else {
+		res, err = h.svc.LoginMFA(r.Context(), client(r), req.MFAToken, req.Code, req.RecoveryCode)
+	}
 	if err != nil {
 		return err
 	}
@@ -117,8 +133,15 @@ func (h *Handler) Logout(w http.ResponseWriter, r *http.Request, p *auth.Princip
 // meJSON is the answer of GET /api/v1/me. Typed rather than a map: it is the hottest
 // response, and encoding/json caches a struct's encoder.
 type meJSON struct {
-	User userJSON `json:"user"`
-	MFA  mfaJSON  `json:"mfa"`
+	User    userJSON       `json:"user"`
+	MFA     mfaJSON        `json:"mfa"`
+	Session *meSessionJSON `json:"session,omitempty"`
+}
+
+// meSessionJSON says how the caller's session was signed in.
+type meSessionJSON struct {
+	Method string     `json:"method"`
+	MFAAt  *time.Time `json:"mfa_at"`
 }
 
 type mfaJSON struct {
@@ -126,7 +149,13 @@ type mfaJSON struct {
 	Methods                []string `json:"methods"`
 	RecoveryCodesRemaining *int     `json:"recovery_codes_remaining"` // null while MFA is off
 	RecoveryCodesLow       bool     `json:"recovery_codes_low,omitempty"`
-	Warning                string   `json:"warning,omitempty"`
+	TOTPApps               int      `json:"totp_apps"`
+	WebAuthnKeys           int      `json:"webauthn_keys"`
+	// Required says the require-mfa policy covers the account; SetupDeadline is when
+	// it must have a second factor (null when it has one or no deadline is set).
+	Required      bool       `json:"required"`
+	SetupDeadline *time.Time `json:"setup_deadline"`
+	Warning       string     `json:"warning,omitempty"`
 }
 
 // Me describes the caller.
@@ -135,16 +164,34 @@ func (h *Handler) Me(w http.ResponseWriter, r *http.Request, p *auth.Principal) 
 	if err != nil {
 		return err
 	}
-	mfa := mfaJSON{Enabled: st.Enabled, Methods: st.Methods()}
+	mfa := mfaJSON{Enabled: st.Enabled, Methods: st.Methods(), WebAuthnKeys: st.WebAuthnKeys}
 	if st.Enabled {
 		remaining := st.Codes.Remaining
 		mfa.RecoveryCodesRemaining = &remaining
+	}
+	if st.TOTP {
+		mfa.TOTPApps = 1
+	}
+	if pol := p.MFAPolicy(); pol.Required {
+		mfa.Required = true
+		if !pol.Deadline.IsZero() {
+			d := pol.Deadline
+			mfa.SetupDeadline = &d
+		}
 	}
 	if st.Low() {
 		mfa.RecoveryCodesLow = true
 		mfa.Warning = "Three or fewer recovery codes remain: regenerate them."
 	}
-	writeJSON(w, http.StatusOK, meJSON{User: toUser(p.User), MFA: mfa})
+	me := meJSON{User: toUser(p.User), MFA: mfa}
+	if p.Session != nil {
+		me.Session = &meSessionJSON{Method: p.Session.Method}
+		if !p.Session.MFAAt.IsZero() {
+			at := p.Session.MFAAt
+			me.Session.MFAAt = &at
+		}
+	}
+	writeJSON(w, http.StatusOK, me)
 	return nil
 }
 
@@ -153,6 +200,9 @@ type ReauthRequest struct {
 	Password     string `json:"password"`
 	Code         string `json:"code"`
 	RecoveryCode string `json:"recovery_code"`
+	// CeremonyID and WebAuthn re-authenticate with a key: alone, or after Password.
+	CeremonyID string          `json:"ceremony_id"`
+	WebAuthn   json.RawMessage `json:"webauthn"`
 }
 
 // Reauth re-opens the window for sensitive actions.
@@ -161,7 +211,16 @@ func (h *Handler) Reauth(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	until, err := h.svc.Reauth(r.Context(), client(r), p, req.Password, req.Code, req.RecoveryCode)
+	var until time.Time
+	var err error
+	if len(req.WebAuthn) > 0 && string(req.WebAuthn) != "null" {
+		if req.Code != "" || req.RecoveryCode != "" {
+			return auth.InvalidInput(map[string]string{"webauthn": "send one of code, recovery_code or webauthn"})
+		}
+		until, err = h.svc.ReauthWebAuthn(r.Context(), client(r), p, req.Password, req.CeremonyID, req.WebAuthn)
+	} else {
+		until, err = h.svc.Reauth(r.Context(), client(r), p, req.Password, req.Code, req.RecoveryCode)
+	}
 	if err != nil {
 		return err
 	}

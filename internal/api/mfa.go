@@ -64,8 +64,13 @@ func (h *Handler) ConfirmTOTP(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"enabled": true, "recovery_codes": codes,
-		"recovery_codes_filename": h.svc.RecoveryCodesFileName()})
+	body := map[string]any{"enabled": true}
+	// The codes come only when this app turned MFA on (not when it joined a key).
+	if codes != nil {
+		body["recovery_codes"] = codes
+		body["recovery_codes_filename"] = h.svc.RecoveryCodesFileName()
+	}
+	writeJSON(w, http.StatusOK, body)
 	return nil
 }
 

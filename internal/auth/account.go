@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/latchkey/latchkey/internal/keys"
@@ -29,6 +30,12 @@ type LoginResult struct {
 	MFAExpiresIn time.Duration
 	// RecoveryCodesRemaining is set after a sign-in with a recovery code.
 	RecoveryCodesRemaining *int
+	// Methods are the second factors the account has (with mfa_required), in the
+	// order webauthn, totp, recovery_code.
+	Methods []string
+	// WebAuthn is the publicKey request options of the pending login's key challenge,
+	// when the account has a key.
+	WebAuthn json.RawMessage
 }
 
 // ValidateUsername enforces 2–39 characters of ASCII letters, digits, '-', '_' and '.'.
@@ -250,7 +257,11 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 	if u.Disabled {
 		return nil, s.refuseDisabled(ctx, c, u, sl)
 	}
-	if _, err := s.store.TOTP(ctx, u.ID); err == nil {
+	mfa, err := s.store.MFAState(ctx, u.ID)
+	if err != nil {
+		return nil, fmt.Errorf("reading MFA state: %w", err)
+	}
+	if mfa.Enabled {
 		if err := sl.succeed(ctx); err != nil {
 			return nil, err
 		}
@@ -266,11 +277,17 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 		} else if err != nil {
 			return nil, fmt.Errorf("storing pending login: %w", err)
 		}
+		res := &LoginResult{Status: StatusMFARequired, User: u, MFAToken: keys.Secret(tok),
+			MFAExpiresIn: s.cfg.PendingLoginTTL, Methods: mfa.Methods()}
+		if mfa.WebAuthnKeys > 0 && s.wa != nil {
+			// The key's challenge belongs to this pending login: a new /login, a new one.
+			if res.WebAuthn, err = s.beginSecondFactor(ctx, u, hash); err != nil {
+				return nil, err
+			}
+		}
 		s.event(ctx, u.ID, c, "login", "mfa_required", "")
 		s.observe("login", "mfa_required")
-		return &LoginResult{Status: StatusMFARequired, User: u, MFAToken: keys.Secret(tok), MFAExpiresIn: s.cfg.PendingLoginTTL}, nil
-	} else if !errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("reading MFA state: %w", err)
+		return res, nil
 	}
 	sess, tok, err := s.newSession(c, u, u.CredEpoch)
 	if err != nil {
@@ -289,6 +306,7 @@ func (s *Service) Login(ctx context.Context, c Client, login, pw string) (*Login
 	sl.settled = true
 	s.logEvent(fin.Event)
 	s.observe("login", "success")
+	s.notePolicy(ctx, u)
 	return &LoginResult{Status: StatusAuthenticated, User: u, Session: sess, SessionToken: keys.Secret(tok)}, nil
 }
 
@@ -339,10 +357,8 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Principal, 
 		}
 		sess.LastSeenAt = now
 	}
-	if !mfa.Enabled {
-		mfa = MFAState{}
-	}
-	return &Principal{User: u, Session: sess, mfa: &mfa}, nil
+	mfa = normalMFA(mfa)
+	return &Principal{User: u, Session: sess, mfa: &mfa, policy: s.policyFor(u, mfa)}, nil
 }
 
 // Logout ends the caller's session. A personal access token has no session to end.

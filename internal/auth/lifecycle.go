@@ -87,10 +87,11 @@ func (s *Service) Export(ctx context.Context, c Client, p *Principal) (*AccountE
 	}
 	x := &AccountExport{User: *u}
 	x.User.PasswordHash = ""
-	x.MFAEnabled, x.RecoveryCodes, err = s.store.MFAState(ctx, id)
+	st, err := s.store.MFAState(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("reading MFA state: %w", err)
 	}
+	x.MFAEnabled, x.RecoveryCodes = st.Enabled, st.Codes
 	if cred, err := s.store.TOTP(ctx, id); err == nil {
 		x.TOTPAddedAt = cred.CreatedAt
 	} else if !errors.Is(err, ErrNotFound) {

@@ -21,27 +21,16 @@ const (
 // LowRecoveryCodes is the count at or below which pages and /me warn.
 const LowRecoveryCodes = 3
 
-// Methods names the second factors the user can sign in with: none while MFA is off.
-func (m MFAState) Methods() []string {
-	if !m.Enabled {
-		return []string{}
-	}
-	return []string{MethodTOTP, MethodRecoveryCode}
-}
-
 // Low reports whether the user should regenerate recovery codes soon.
 func (m MFAState) Low() bool { return m.Enabled && m.Codes.Remaining <= LowRecoveryCodes }
 
 // MFAState reads the user's second-factor state.
 func (s *Service) MFAState(ctx context.Context, user UserID) (MFAState, error) {
-	enabled, n, err := s.store.MFAState(ctx, user)
+	st, err := s.store.MFAState(ctx, user)
 	if err != nil {
 		return MFAState{}, fmt.Errorf("reading MFA state: %w", err)
 	}
-	if !enabled {
-		return MFAState{}, nil
-	}
-	return MFAState{Enabled: true, Codes: n}, nil
+	return normalMFA(st), nil
 }
 
 // MFAStateOf is the caller's second-factor state: read with the session when the
@@ -51,6 +40,31 @@ func (s *Service) MFAStateOf(ctx context.Context, p *Principal) (MFAState, error
 		return *p.mfa, nil
 	}
 	return s.MFAState(ctx, p.User.ID)
+}
+
+// normalMFA is m as the rules read it: while no second factor is registered there are
+// no recovery codes to speak of, only the policy's deadline.
+func normalMFA(m MFAState) MFAState {
+	if !m.Enabled {
+		return MFAState{Deadline: m.Deadline}
+	}
+	return m
+}
+
+// Methods lists the second factors the account has, in the order SPEC §8 gives:
+// webauthn, totp, recovery_code.
+func (m MFAState) Methods() []string {
+	out := []string{}
+	if m.WebAuthnKeys > 0 {
+		out = append(out, MethodWebAuthn)
+	}
+	if m.TOTP {
+		out = append(out, MethodTOTP)
+	}
+	if m.Enabled {
+		out = append(out, MethodRecoveryCode)
+	}
+	return out
 }
 
 // TOTPSetup is what an authenticator app needs, shown for QR scan and manual entry.
@@ -172,9 +186,18 @@ func (s *Service) ConfirmTOTP(ctx context.Context, c Client, p *Principal, code 
 	if err != nil {
 		return nil, err
 	}
-	codes, hashes, err := s.newRecoveryCodes(p.User.ID)
+	// With a security key already registered, MFA is on: the app joins it and the
+	// recovery codes and other sessions stay as they are.
+	state, err := s.store.MFAState(ctx, p.User.ID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading MFA state: %w", err)
+	}
+	var codes []string
+	var hashes [][]byte
+	if !state.Enabled {
+		if codes, hashes, err = s.newRecoveryCodes(p.User.ID); err != nil {
+			return nil, err
+		}
 	}
 	cred := &TOTPCredential{UserID: p.User.ID, Secret: enc, LastStep: step, CreatedAt: s.now()}
 	if err := s.store.EnableTOTP(ctx, cred, hashes, p.Session.ID); errors.Is(err, ErrConflict) {
@@ -438,30 +461,7 @@ func (s *Service) Reauth(ctx context.Context, c Client, p *Principal, pw, code, 
 			return time.Time{}, ErrInvalidCode
 		}
 	}
-	if len(pw) > 4*128 {
-		return time.Time{}, ErrInvalidCredentials
-	}
-	pwSlot, err := s.acquire(ctx, passwordKey(p.User.ID), s.cfg.PasswordLimit)
-	if err != nil {
-		return time.Time{}, err
-	}
-	defer pwSlot.release(ctx)
-	hash, err := s.passwordHash(ctx, p.User.ID)
-	if err != nil {
-		return time.Time{}, err
-	}
-	ok, err := s.hasher.Verify(ctx, pw, hash)
-	if err != nil {
-		return time.Time{}, s.hashError(err)
-	}
-	if !ok {
-		if _, _, err := pwSlot.fail(ctx); err != nil {
-			return time.Time{}, err
-		}
-		s.event(ctx, p.User.ID, c, "reauth", "failure", "password")
-		return time.Time{}, ErrInvalidCredentials
-	}
-	if err := pwSlot.succeed(ctx); err != nil {
+	if err := s.checkReauthPassword(ctx, c, p, pw); err != nil {
 		return time.Time{}, err
 	}
 	mfaMethod := ""
@@ -555,6 +555,9 @@ func (s *Service) RecoveryCodeCounts(ctx context.Context, p *Principal) (Recover
 func (s *Service) DisableMFA(ctx context.Context, c Client, p *Principal) error {
 	if err := s.requireRecent(p); err != nil {
 		return err
+	}
+	if s.policyCovers(p.User) {
+		return ErrMFARequiredByPolicy
 	}
 	existed, err := s.store.DisableMFA(ctx, p.User.ID, p.Session.ID)
 	if err != nil {

@@ -94,6 +94,11 @@ func (s *Service) AdminSetOperator(ctx context.Context, c Client, login, reason 
 	if err != nil {
 		return nil, err
 	}
+	if admin {
+		if err := s.requireMFAForAdmin(ctx, u); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.store.SetAdmin(ctx, u.ID, admin); err != nil {
 		return nil, fmt.Errorf("setting the operator role: %w", err)
 	}

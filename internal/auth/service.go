@@ -48,6 +48,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"github.com/latchkey/latchkey/internal/keys"
 	"github.com/latchkey/latchkey/internal/password"
 )
@@ -78,6 +80,10 @@ type Config struct {
 	SecurityLogRetention time.Duration
 	// OperatorEmail, when set, is told of every verified recovery request.
 	OperatorEmail string
+	// RequireMFA is who must have MFA ("off", "admins", "all"; "" is off) and
+	// RequireMFAGrace the time a non-admin gets from the first sign-in it meets them at.
+	RequireMFA      string
+	RequireMFAGrace time.Duration
 }
 
 // Mailer delivers one plain-text message. The SMTP sender satisfies it; when none is
@@ -110,6 +116,11 @@ type Service struct {
 	clock   func() time.Time
 	rand    io.Reader
 	observe func(event, outcome string)
+
+	// wa is the WebAuthn relying party, nil when public-url cannot have one; then
+	// webauthnOff says why.
+	wa          *webauthn.WebAuthn
+	webauthnOff string
 
 	mailWG sync.WaitGroup
 	folds  eventFolder
@@ -158,6 +169,7 @@ func New(cfg Config, d Deps) *Service {
 	if s.observe == nil {
 		s.observe = func(string, string) {}
 	}
+	s.wa, s.webauthnOff = newRelyingParty(cfg.SiteName, cfg.PublicURL)
 	return s
 }
 
@@ -185,6 +197,8 @@ type Principal struct {
 	// mfa is the user's second-factor state read with the session, nil when not read
 	// (a personal access token): see MFAStateOf.
 	mfa *MFAState
+	// policy is what require-mfa says about the account (see MFAPolicy).
+	policy MFAPolicy
 }
 
 // newToken returns n random bytes as unpadded base64url and the SHA-256 that is stored.

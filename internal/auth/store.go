@@ -106,7 +106,8 @@ type Store interface {
 	PendingTOTP(ctx context.Context, user UserID) (*PendingTOTP, error)
 	// EnableTOTP, in one transaction: fails with ErrConflict if TOTP is already
 	// enabled; inserts the credential (with its accepted step as LastStep), deletes the
-	// pending setup, replaces the recovery codes with codeHashes, and deletes every
+	// pending setup, and, unless the user has a WebAuthn key (MFA is on already and the
+	// app joins it), replaces the recovery codes with codeHashes and deletes every
 	// session of the user except keep.
 	EnableTOTP(ctx context.Context, c *TOTPCredential, codeHashes [][]byte, keep SessionID) error
 	// TOTP returns the enabled credential or ErrNotFound.
@@ -114,22 +115,27 @@ type Store interface {
 	// AdvanceTOTPStep sets last_step = step only where last_step < step, and reports
 	// whether it did: a step is accepted at most once, and never an earlier one.
 	AdvanceTOTPStep(ctx context.Context, user UserID, step int64) (bool, error)
-	// DisableMFA, in one transaction: deletes the TOTP credential, the pending setup and
-	// every recovery code, and every session except keep (0: all). It reports whether a
-	// credential existed.
+	// DisableMFA, in one transaction: deletes the TOTP credential, every WebAuthn key,
+	// the pending setup and every recovery code, and every session except keep (0: all).
+	// It reports whether a second factor existed.
 	DisableMFA(ctx context.Context, user UserID, keep SessionID) (bool, error)
 
 	// UseRecoveryCode marks the user's unused code with this hash as used
 	// (… WHERE used_at IS NULL) and reports whether exactly one row changed.
 	UseRecoveryCode(ctx context.Context, user UserID, hash []byte, at time.Time) (bool, error)
 	// ReplaceRecoveryCodes deletes the user's codes and inserts the new ones in one
-	// transaction. It fails with ErrNotFound (and changes nothing) if TOTP is not enabled.
+	// transaction. It fails with ErrNotFound (and changes nothing) if MFA is not on (no
+	// TOTP credential and no WebAuthn key).
 	ReplaceRecoveryCodes(ctx context.Context, user UserID, hashes [][]byte, at time.Time) error
 	// RecoveryCodeCounts counts the user's codes.
 	RecoveryCodeCounts(ctx context.Context, user UserID) (RecoveryCodeCounts, error)
-	// MFAState reports in one query whether TOTP is enabled and how many recovery codes
-	// the user has: what every /me and settings page asks.
-	MFAState(ctx context.Context, user UserID) (enabled bool, codes RecoveryCodeCounts, err error)
+	// MFAState reports in one query which second factors the user has (TOTP, how many
+	// WebAuthn keys; Enabled when any) and how many recovery codes: what every /me and
+	// settings page asks.
+	MFAState(ctx context.Context, user UserID) (MFAState, error)
+	// SetMFADeadline stores at as the user's MFA deadline unless an earlier one is
+	// stored, and returns the deadline in force.
+	SetMFADeadline(ctx context.Context, user UserID, at time.Time) (time.Time, error)
 
 	// CreatePasswordReset stores a reset link and, in the same transaction, deletes the
 	// user's other reset links: only the newest link works. (ChangePassword and
@@ -173,8 +179,8 @@ type Store interface {
 
 	// Purge deletes what can never be used again and returns how many rows went:
 	// sessions past their absolute expiry or idle since IdleBefore, pending logins,
-	// pending TOTP setups, reset and address links past expiry (and used ones), username
-	// reservations that ended, and the
+	// pending TOTP setups, WebAuthn ceremonies, reset and address links past expiry (and
+	// used ones), username reservations that ended, and the
 	// attempt counters of AttemptScopes not updated since StaleAttemptsBefore whose
 	// lock has ended. Second-factor counters are never listed: only a success resets them.
 	Purge(ctx context.Context, p PurgeBefore) (int64, error)
@@ -230,6 +236,8 @@ type Store interface {
 	// sent once, whichever replica gets there first.
 	MarkRecoveryReminder(ctx context.Context, id RecoveryRequestID, n int) (bool, error)
 
+	WebAuthnStore
+
 	// FinishSignIn applies a successful sign-in step in one transaction, in this
 	// order: consume the pending login (ErrPendingGone if it is gone), accept the TOTP
 	// step or spend the recovery code (ErrFactorUsed if the step is not later than
@@ -266,6 +274,45 @@ type Store interface {
 	// refuses a reserved username (ConflictError{"username"}) until its reservation
 	// ends at the new user's CreatedAt.
 	DeleteUser(ctx context.Context, id UserID, reserveUntil time.Time, tombstone *Event) error
+}
+
+// WebAuthnStore is the part of Store that keeps security keys, passkeys and their
+// ceremonies (SPEC §8).
+type WebAuthnStore interface {
+	// WebAuthnHandle returns the user's WebAuthn user handle, storing fresh as it first
+	// if the user has none (racing callers all get the one stored).
+	WebAuthnHandle(ctx context.Context, user UserID, fresh []byte) ([]byte, error)
+	// UserByWebAuthnHandle returns the account whose handle this is, or ErrNotFound.
+	UserByWebAuthnHandle(ctx context.Context, handle []byte) (UserID, error)
+	// CreateCeremony stores a begun ceremony (replacing one with the same id hash).
+	CreateCeremony(ctx context.Context, c *Ceremony) error
+	// Ceremony returns the ceremony (used or expired alike) or ErrNotFound.
+	Ceremony(ctx context.Context, idHash []byte) (*Ceremony, error)
+	// UseCeremony sets used_at = at where the ceremony is unused and unexpired at at
+	// (… WHERE used_at IS NULL), and reports whether exactly one row changed: a
+	// ceremony is used up by its first success, whatever races it.
+	UseCeremony(ctx context.Context, idHash []byte, at time.Time) (bool, error)
+	// AddWebAuthnKey, in one transaction: fails with ErrLimitReached when the user
+	// already has max keys, with ConflictError{"credential_id"} when the credential ID
+	// is registered on any account; inserts k (setting k.ID); and when the user had no
+	// second factor before (MFA turns on), replaces the recovery codes with codeHashes
+	// and deletes every session except keep. It reports whether MFA turned on.
+	AddWebAuthnKey(ctx context.Context, k *WebAuthnKey, codeHashes [][]byte, keep SessionID, max int) (bool, error)
+	// WebAuthnKeys returns the user's keys, oldest first.
+	WebAuthnKeys(ctx context.Context, user UserID) ([]WebAuthnKey, error)
+	// WebAuthnKeyByCredentialID returns the key with this credential ID, or ErrNotFound.
+	WebAuthnKeyByCredentialID(ctx context.Context, credentialID []byte) (*WebAuthnKey, error)
+	// RenameWebAuthnKey renames the user's key and returns it; ErrNotFound when it is
+	// not theirs.
+	RenameWebAuthnKey(ctx context.Context, user UserID, id WebAuthnKeyID, name string) (*WebAuthnKey, error)
+	// DeleteWebAuthnKey, in one transaction: deletes the user's key (ErrNotFound when it
+	// is not theirs) and, when it was the user's last second factor (MFA turns off),
+	// deletes the recovery codes and every session except keep. It reports whether MFA
+	// turned off.
+	DeleteWebAuthnKey(ctx context.Context, user UserID, id WebAuthnKeyID, keep SessionID) (bool, error)
+	// UseWebAuthnKey sets sign_count = next and last_used_at = at where the key's
+	// sign_count still equals prev, in one conditional write, and reports whether it did.
+	UseWebAuthnKey(ctx context.Context, id WebAuthnKeyID, prev, next int64, at time.Time) (bool, error)
 }
 
 // PurgeBefore says what Purge may delete.

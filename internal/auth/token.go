@@ -121,5 +121,14 @@ func (s *Service) authenticateToken(ctx context.Context, secret string, now time
 		}
 		t.LastUsedAt = now
 	}
-	return &Principal{User: u, Token: t}, nil
+	p := &Principal{User: u, Token: t}
+	if s.policyCovers(u) {
+		// A token of an account past its MFA deadline gets the same 403 as its sessions.
+		m, err := s.store.MFAState(ctx, u.ID)
+		if err != nil {
+			return nil, fmt.Errorf("reading MFA state: %w", err)
+		}
+		p.policy = s.policyFor(u, m)
+	}
+	return p, nil
 }

@@ -50,8 +50,9 @@ type Session struct {
 	UserAgent  string
 	CredEpoch  int64 // the user's CredEpoch when the session was opened
 	// Method says how the session was signed in: SessionPassword, or with a second
-	// factor SessionPasswordTOTP or SessionPasswordRecoveryCode (a step-up or
-	// re-authentication with a factor upgrades it).
+	// factor SessionPasswordTOTP, SessionPasswordRecoveryCode, SessionPasswordWebAuthn,
+	// or SessionPasskey (a passkey alone, which counts as MFA); a step-up or
+	// re-authentication with a factor upgrades it.
 	Method string
 	// MFAAt is when this session last proved a second factor (zero: never). Protocols
 	// that ask "did this session pass MFA, and how long ago" read it.
@@ -67,9 +68,11 @@ const (
 )
 
 // SessionMethodFor is the session method after a password and then the second factor
-// named by factorMethod (MethodTOTP or MethodRecoveryCode).
+// named by factorMethod (MethodTOTP, MethodRecoveryCode or MethodWebAuthn).
 func SessionMethodFor(factorMethod string) string {
 	switch factorMethod {
+	case MethodWebAuthn:
+		return SessionPasswordWebAuthn
 	case MethodTOTP:
 		return SessionPasswordTOTP
 	case MethodRecoveryCode:
@@ -153,11 +156,17 @@ type RecoveryCodeCounts struct {
 	Remaining int
 }
 
-// MFAState is a user's second factors: whether TOTP is on, and the counts of
-// recovery codes (zero while it is off).
+// MFAState is a user's second factors as stored: whether any is registered (a TOTP app
+// or a WebAuthn key), which, the counts of recovery codes (zero while MFA is off), and
+// the require-mfa deadline.
 type MFAState struct {
-	Enabled bool
-	Codes   RecoveryCodeCounts
+	Enabled bool // TOTP || WebAuthnKeys > 0
+	TOTP    bool
+	// WebAuthnKeys counts the security keys and passkeys.
+	WebAuthnKeys int
+	Codes        RecoveryCodeCounts
+	// Deadline is when the require-mfa policy wants a second factor (zero: none set).
+	Deadline time.Time
 }
 
 // PendingSignIn is not stored: it is what the second-factor step reads, in one query:

@@ -106,6 +106,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return err
 	}
 	defer app.Close()
+	// Keys are bound to the relying party ID: say which one, and say loudly when there
+	// is none, since every begin call will then answer webauthn_unavailable.
+	if why := app.Service.WebAuthnUnavailable(); why != "" {
+		logger.Warn("security keys and passkeys are off", "reason", why)
+	} else {
+		logger.Info("security keys and passkeys", "rp_id", app.Service.RPID(), "origin", cfg.PublicURL,
+			"note", "keys are bound to this host: changing public-url's host orphans every registered key")
+	}
 	l, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
@@ -118,7 +126,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		}
 		logger.Info("serving Prometheus metrics", "url", "http://"+ml.Addr().String()+"/metrics")
 	}
-	logger.Info("listening", "url", "http://"+l.Addr().String())
+	logger.Info("listening", "url", "http://"+l.Addr().String(), "open", cfg.PublicURL)
 	return app.ServeWithMetrics(ctx, l, ml)
 }
 
@@ -193,13 +201,18 @@ func admin(ctx context.Context, args []string, getenv func(string) string, stdin
 				return err
 			}
 			tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tMFA\tADMIN\tCREATED\tSTATE")
+			fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tMFA\tADMIN\tCREATED\tSTATE\tMFA DEADLINE")
 			for _, u := range us {
 				st, err := app.Service.MFAState(ctx, u.ID)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Username, emailState(u), onOff(st.Enabled), yesNo(u.IsAdmin), u.CreatedAt.Format("2006-01-02 15:04"), map[bool]string{false: "active", true: "disabled"}[u.Disabled])
+				deadline := "-"
+				if !st.Enabled && !st.Deadline.IsZero() {
+					deadline = st.Deadline.UTC().Format("2006-01-02 15:04")
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.ID, u.Username, emailState(u), onOff(st.Enabled), yesNo(u.IsAdmin),
+					u.CreatedAt.Format("2006-01-02 15:04"), map[bool]string{false: "active", true: "disabled"}[u.Disabled], deadline)
 			}
 			return tw.Flush()
 		})

@@ -53,6 +53,11 @@ type Config struct {
 	ReauthWindow    time.Duration
 	PendingLoginTTL time.Duration
 
+	// RequireMFA is who must have MFA: "off", "admins" or "all" (SPEC §8); a non-admin
+	// gets RequireMFAGrace from the first sign-in the policy meets them at.
+	RequireMFA      string
+	RequireMFAGrace time.Duration
+
 	HashWorkers   int
 	HashQueue     int
 	HashMaxWait   time.Duration
@@ -93,7 +98,7 @@ func Default() Config {
 		DatabaseURL:         "sqlite:latchkey-data/latchkey.db",
 		SecretKeyFile:       "latchkey-data/secret.key",
 		SiteName:            "Latchkey",
-		PublicURL:           "http://127.0.0.1:8080",
+		PublicURL:           "http://localhost:8080",
 		MailFrom:            "",
 		LogLevel:            slog.LevelInfo,
 		LogFormat:           "text",
@@ -110,6 +115,8 @@ func Default() Config {
 		SessionMax:          30 * 24 * time.Hour,
 		ReauthWindow:        10 * time.Minute,
 		PendingLoginTTL:     5 * time.Minute,
+		RequireMFA:          "admins",
+		RequireMFAGrace:     336 * time.Hour,
 		HashWorkers:         0,
 		HashQueue:           256,
 		HashMaxWait:         2 * time.Second,
@@ -167,6 +174,8 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	dur(&c.SessionMax, "session-max", "a session ends this long after sign-in")
 	dur(&c.ReauthWindow, "reauth-window", "how long a sign-in or re-authentication allows sensitive actions")
 	dur(&c.PendingLoginTTL, "pending-login-ttl", "how long the second-factor step may take after the password")
+	str(&c.RequireMFA, "require-mfa", "who must have multiple-factor authentication: off, admins or all")
+	dur(&c.RequireMFAGrace, "require-mfa-grace", "time a non-admin may sign in without MFA after the policy first meets them")
 	integer(&c.HashWorkers, "hash-workers", "password hashes at once (0: GOMAXPROCS)")
 	integer(&c.HashQueue, "hash-queue", "sign-ins that may wait for a hashing slot")
 	dur(&c.HashMaxWait, "hash-max-wait", "longest wait for a hashing slot before 503")
@@ -286,6 +295,12 @@ func (c *Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return errors.New("log-format: must be text or json")
 	}
+	if c.RequireMFA != "off" && c.RequireMFA != "admins" && c.RequireMFA != "all" {
+		return errors.New("require-mfa: must be off, admins or all")
+	}
+	if c.RequireMFAGrace < 0 {
+		return errors.New("require-mfa-grace: must not be negative")
+	}
 	if c.TOTPWindow < 0 || c.TOTPWindow > 2 {
 		return errors.New("totp-window: must be 0, 1 or 2")
 	}
@@ -381,6 +396,7 @@ func (c *Config) LogAttrs() []any {
 		"signups_per_address", c.SignupsPerAddress,
 		"session_idle", c.SessionIdle.String(), "session_max", c.SessionMax.String(),
 		"reauth_window", c.ReauthWindow.String(), "hash_workers", c.HashWorkers,
+		"require_mfa", c.RequireMFA, "require_mfa_grace", c.RequireMFAGrace.String(),
 		"recovery_auto_approve_after", c.RecoveryAutoApproveAfter.String(),
 		"metrics_addr", c.MetricsAddr, "security_log_retention", (*days)(&c.SecurityLogRetention).String(),
 		"oidc_access_token_ttl", c.OIDCAccessTokenTTL.String(), "oidc_id_token_ttl", c.OIDCIDTokenTTL.String(),

@@ -17,7 +17,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("Load() = %v, %v", rest, err)
 	}
 	if c.Addr != "127.0.0.1:8080" || c.DatabaseURL != "sqlite:latchkey-data/latchkey.db" || c.SecretKeyFile != "latchkey-data/secret.key" ||
-		c.SiteName != "Latchkey" || c.PublicURL != "http://127.0.0.1:8080" || c.SMTPURL != "" || c.TOTPWindow != 1 ||
+		c.SiteName != "Latchkey" || c.PublicURL != "http://localhost:8080" || c.SMTPURL != "" || c.TOTPWindow != 1 ||
 		c.MFAMaxFailures != 5 || c.MFALock != 30*time.Second || c.MFAMaxLock != 15*time.Minute || c.ReauthWindow != 10*time.Minute ||
 		c.SessionIdle != 7*24*time.Hour || c.SessionMax != 30*24*time.Hour || c.ArgonMemory != 19456 || c.ArgonTime != 2 || c.ArgonThreads != 1 {
 		t.Fatalf("defaults = %+v", c)
@@ -25,7 +25,7 @@ func TestDefaults(t *testing.T) {
 	if c.SecureCookies() {
 		t.Error("http public-url must not make cookies Secure")
 	}
-	if c.MailFrom != "no-reply@127.0.0.1" {
+	if c.MailFrom != "no-reply@localhost" {
 		t.Errorf("MailFrom = %q", c.MailFrom)
 	}
 }

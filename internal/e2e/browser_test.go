@@ -830,6 +830,8 @@ func TestBrowserRecoveryStory(t *testing.T) {
 	other := newSSHKey(t, "ed25519", "")
 	forEachBackend(t, func(t *testing.T, dbURL string) {
 		cfg := testConfig(t, dbURL)
+		// The operator signs in with a password only; the policy is tested elsewhere.
+		cfg.RequireMFA = "off"
 		s := startServer(t, cfg, nil)
 		shots := strings.HasSuffix(t.Name(), "/sqlite")
 		if code, _, errs := runCLI(t, cfg, testPassword+"\n", "admin", "create-user", "--username", "olga", "--email", "olga@example.com", "--admin"); code != 0 {
@@ -985,6 +987,9 @@ func TestBrowserRecoveryCancelLink(t *testing.T) {
 func TestBrowserIssue5PageErrors(t *testing.T) {
 	requireTool(t, "oathtool")
 	cfg := testConfig(t, "sqlite:"+filepath.Join(t.TempDir(), "lk.db"))
+	// The operator here signs in with a password only: require-mfa (default admins)
+	// would hold her to MFA setup; the policy has its own tests (policy_test.go).
+	cfg.RequireMFA = "off"
 	s := startServer(t, cfg, nil)
 	s.signup(t, "bob", "bob@example.com")
 	c := pageSignIn(t, s, "bob")

@@ -354,6 +354,7 @@ func TestRecoveryApproval(t *testing.T) {
 		// Through the API: operators only, by session, within the reauth window.
 		id, carolSession := s.verifiedRequest(t, "carol")
 		olga := s.login(t, "olga")
+		s.enrol(t, olga) // operators must have MFA (require-mfa=admins, the default)
 		_, olgaPAT := s.newPAT(t, olga, 0)
 		path := "/api/v1/admin/recovery-requests/" + id
 		s.call(t, "GET", "/api/v1/admin/recovery-requests", carolSession, nil).want(t, 403, "forbidden")

@@ -41,8 +41,17 @@ func (s *Store) PendingTOTP(ctx context.Context, user auth.UserID) (*auth.Pendin
 func (s *Store) EnableTOTP(ctx context.Context, c *auth.TOTPCredential, codeHashes [][]byte, keep auth.SessionID) error {
 	return mapErr("enable totp", s.tx(ctx, func(tx pgx.Tx) error {
 		// First: it locks the user's row (the lock order deleteSessions explains).
-		if _, err := deleteSessions(ctx, tx, c.UserID, keep); err != nil {
+		// With a security key MFA is on already: the app only joins it, and the codes
+		// and the other sessions stay.
+		var joins bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webauthn_credentials WHERE user_id = u.id)
+			FROM users u WHERE u.id = $1 FOR UPDATE`, c.UserID).Scan(&joins); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
+		}
+		if !joins {
+			if _, err := deleteSessions(ctx, tx, c.UserID, keep); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO totp_credentials
 			(user_id, key_id, ciphertext, last_step, created_at) VALUES ($1, $2, $3, $4, $5)`,
@@ -51,6 +60,9 @@ func (s *Store) EnableTOTP(ctx context.Context, c *auth.TOTPCredential, codeHash
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM totp_pending WHERE user_id = $1`, c.UserID); err != nil {
 			return err
+		}
+		if joins {
+			return nil
 		}
 		return replaceCodes(ctx, tx, c.UserID, codeHashes, c.CreatedAt)
 	}))
@@ -94,6 +106,11 @@ func (s *Store) DisableMFA(ctx context.Context, user auth.UserID, keep auth.Sess
 			return err
 		}
 		existed = one(tag.RowsAffected())
+		tag, err = tx.Exec(ctx, `DELETE FROM webauthn_credentials WHERE user_id = $1`, user)
+		if err != nil {
+			return err
+		}
+		existed = existed || tag.RowsAffected() > 0
 		for _, q := range []string{
 			`DELETE FROM totp_pending WHERE user_id = $1`,
 			`DELETE FROM recovery_codes WHERE user_id = $1`,
@@ -129,9 +146,13 @@ func (s *Store) UseRecoveryCode(ctx context.Context, user auth.UserID, hash []by
 // already committed and this call finds no credential and changes nothing.
 func (s *Store) ReplaceRecoveryCodes(ctx context.Context, user auth.UserID, hashes [][]byte, at time.Time) error {
 	return mapErr("replace recovery codes", s.tx(ctx, func(tx pgx.Tx) error {
-		var one int
-		err := tx.QueryRow(ctx, `SELECT 1 FROM totp_credentials WHERE user_id = $1 FOR SHARE`, user).Scan(&one)
-		if errors.Is(err, pgx.ErrNoRows) {
+		// The user's row, read FOR SHARE, serialises this with every change of second
+		// factors (each locks that row first).
+		var on bool
+		err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM totp_credentials WHERE user_id = u.id)
+			OR EXISTS (SELECT 1 FROM webauthn_credentials WHERE user_id = u.id)
+			FROM users u WHERE u.id = $1 FOR SHARE`, user).Scan(&on)
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && !on) {
 			return auth.ErrNotFound
 		}
 		if err != nil {
@@ -156,14 +177,17 @@ func replaceCodes(ctx context.Context, tx pgx.Tx, user auth.UserID, hashes [][]b
 }
 
 // RecoveryCodeCounts counts the user's codes and the unused ones.
-// MFAState reports whether TOTP is enabled and counts the codes, in one query.
-func (s *Store) MFAState(ctx context.Context, user auth.UserID) (bool, auth.RecoveryCodeCounts, error) {
-	var c auth.RecoveryCodeCounts
-	var enabled bool
-	err := s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&enabled, &c.Total, &c.Remaining) },
-		`SELECT EXISTS (SELECT 1 FROM totp_credentials WHERE user_id = $1),
+// MFAState reports which second factors the user has and counts the codes, in one query.
+func (s *Store) MFAState(ctx context.Context, user auth.UserID) (auth.MFAState, error) {
+	var m auth.MFAState
+	err := s.queryRow(ctx, func(r pgx.Row) error {
+		return r.Scan(&m.TOTP, &m.WebAuthnKeys, timeCol{&m.Deadline}, &m.Codes.Total, &m.Codes.Remaining)
+	}, `SELECT EXISTS (SELECT 1 FROM totp_credentials WHERE user_id = $1),
+		(SELECT count(*) FROM webauthn_credentials WHERE user_id = $1),
+		(SELECT deadline FROM mfa_deadlines WHERE user_id = $1),
 		count(*), count(*) FILTER (WHERE used_at IS NULL) FROM recovery_codes WHERE user_id = $1`, user)
-	return enabled, c, mapErr("mfa state", err)
+	m.Enabled = m.TOTP || m.WebAuthnKeys > 0
+	return m, mapErr("mfa state", err)
 }
 
 func (s *Store) RecoveryCodeCounts(ctx context.Context, user auth.UserID) (auth.RecoveryCodeCounts, error) {
@@ -171,4 +195,16 @@ func (s *Store) RecoveryCodeCounts(ctx context.Context, user auth.UserID) (auth.
 	err := s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(&c.Total, &c.Remaining) },
 		`SELECT count(*), count(*) FILTER (WHERE used_at IS NULL) FROM recovery_codes WHERE user_id = $1`, user)
 	return c, mapErr("recovery code counts", err)
+}
+
+// SetMFADeadline stores the deadline unless an earlier one is stored (one upsert whose
+// update is conditional), and returns the one in force.
+func (s *Store) SetMFADeadline(ctx context.Context, user auth.UserID, at time.Time) (time.Time, error) {
+	var d time.Time
+	err := s.queryRow(ctx, func(r pgx.Row) error { return r.Scan(timeCol{&d}) },
+		`WITH up AS (INSERT INTO mfa_deadlines (user_id, deadline) VALUES ($1, $2)
+			ON CONFLICT (user_id) DO UPDATE SET deadline = LEAST(mfa_deadlines.deadline, excluded.deadline)
+			RETURNING deadline)
+		SELECT deadline FROM up`, user, ts(at))
+	return d, mapErr("set mfa deadline", err)
 }

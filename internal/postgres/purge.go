@@ -17,6 +17,8 @@ func (s *Store) Purge(ctx context.Context, p auth.PurgeBefore) (int64, error) {
 		{`DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2`, []any{now, ts(p.IdleBefore)}},
 		{`DELETE FROM pending_logins WHERE expires_at <= $1`, []any{now}},
 		{`DELETE FROM totp_pending WHERE expires_at <= $1`, []any{now}},
+		// A WebAuthn ceremony is finished within 5 minutes or never.
+		{`DELETE FROM webauthn_ceremonies WHERE expires_at <= $1`, []any{now}},
 		{`DELETE FROM password_resets WHERE expires_at <= $1 OR used_at IS NOT NULL`, []any{now}},
 		{`DELETE FROM email_links WHERE expires_at <= $1 OR used_at IS NOT NULL`, []any{now}},
 		{`DELETE FROM reserved_usernames WHERE reserved_until <= $1`, []any{now}},

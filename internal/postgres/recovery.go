@@ -159,6 +159,7 @@ func (s *Store) ApproveRecoveryRequest(ctx context.Context, id auth.RecoveryRequ
 		}
 		for _, q := range []string{
 			`DELETE FROM totp_credentials WHERE user_id = $1`,
+			`DELETE FROM webauthn_credentials WHERE user_id = $1`,
 			`DELETE FROM totp_pending WHERE user_id = $1`,
 			`DELETE FROM recovery_codes WHERE user_id = $1`,
 		} {

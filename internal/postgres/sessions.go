@@ -234,16 +234,19 @@ func (s *Store) SessionWithUser(ctx context.Context, hash []byte) (*auth.Session
 		return r.Scan(&x.ID, &x.UserID, timeCol{&x.CreatedAt}, timeCol{&x.LastSeenAt},
 			timeCol{&x.ExpiresAt}, timeCol{&x.ReauthAt}, &x.CredEpoch, &x.Method, timeCol{&x.MFAAt},
 			&u.ID, &u.Username, &u.Email, &u.EmailVerified, &u.IsAdmin, timeCol{&u.CreatedAt},
-			&u.CredEpoch, &m.Enabled, &m.Codes.Total, &m.Codes.Remaining)
+			&u.CredEpoch, &m.TOTP, &m.WebAuthnKeys, timeCol{&m.Deadline}, &m.Codes.Total, &m.Codes.Remaining)
 	}, `SELECT s.id, s.user_id, s.created_at, s.last_seen_at, s.expires_at, s.reauth_at, s.cred_epoch, s.method, s.mfa_at,
 		u.id, u.username, u.email, u.email_verified, u.is_admin, u.created_at, u.cred_epoch,
 		EXISTS (SELECT 1 FROM totp_credentials t WHERE t.user_id = u.id),
+		(SELECT count(*) FROM webauthn_credentials w WHERE w.user_id = u.id),
+		(SELECT deadline FROM mfa_deadlines d WHERE d.user_id = u.id),
 		(SELECT count(*) FROM recovery_codes r WHERE r.user_id = u.id),
 		(SELECT count(*) FROM recovery_codes r WHERE r.user_id = u.id AND r.used_at IS NULL)
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1`, hash)
 	if err != nil {
 		return nil, nil, auth.MFAState{}, mapErr("session with user", err)
 	}
+	m.Enabled = m.TOTP || m.WebAuthnKeys > 0
 	x.TokenHash = hash
 	return &x, &u, m, nil
 }

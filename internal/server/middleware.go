@@ -26,6 +26,7 @@ func (s *Server) middleware(mux http.Handler) http.Handler {
 	}))
 	var h http.Handler = s.measure(mux)
 	h = s.csrf(cop, h)
+	h = s.mfaPolicy(h)
 	h = s.authenticate(h)
 	h = s.clientInfo(h)
 	h = s.limitBody(h)
@@ -290,4 +291,39 @@ func (s *Server) measure(mux http.Handler) http.Handler {
 			s.log.Debug("request", "method", r.Method, "route", route, "status", sw.status, "duration", d)
 		}
 	})
+}
+
+// mfaPolicy holds an account past its require-mfa deadline to MFA setup (SPEC §8):
+// API calls answer 403 mfa_setup_required and pages lead to the authentication
+// settings, except what setting up a second factor needs.
+func (s *Server) mfaPolicy(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := auth.PrincipalFrom(r.Context())
+		if p == nil || !p.MFAPolicy().Blocked || setupAllowed(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			api.WriteError(w, r, s.log, auth.ErrMFASetupRequired)
+			return
+		}
+		http.Redirect(w, r, "/settings/authentication", http.StatusSeeOther)
+	})
+}
+
+// setupAllowed lists what an account held to MFA setup may still do.
+func setupAllowed(r *http.Request) bool {
+	p := r.URL.Path
+	switch {
+	case p == "/api/v1/me" && r.Method == http.MethodGet,
+		p == "/api/v1/logout", p == "/logout",
+		p == "/api/v1/reauth", strings.HasPrefix(p, "/api/v1/reauth/"),
+		strings.HasPrefix(p, "/api/v1/mfa/totp/setup"), p == "/api/v1/mfa/totp/confirm",
+		strings.HasPrefix(p, "/api/v1/mfa/webauthn/register/"),
+		p == "/settings/authentication", strings.HasPrefix(p, "/settings/authentication/totp"),
+		p == "/settings/authentication/webauthn", p == "/settings/authentication/recovery-codes.txt",
+		p == "/settings/reauth", strings.HasPrefix(p, "/static/"), p == "/healthz":
+		return true
+	}
+	return false
 }

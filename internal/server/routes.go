@@ -25,6 +25,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 func (s *Server) pageRoutes(mux *http.ServeMux) {
 	h := s.web
 	mux.HandleFunc("GET /static/latchkey.css", h.CSS)
+	mux.HandleFunc("GET /static/webauthn.js", h.Script)
 	mux.Handle("GET /{$}", h.Serve(h.Index))
 
 	mux.Handle("GET /signup", h.Serve(h.SignupForm))
@@ -35,6 +36,7 @@ func (s *Server) pageRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /login/mfa", h.Post(h.LoginMFA(false)))
 	mux.Handle("GET /login/recovery-code", h.Serve(h.MFAForm(true)))
 	mux.Handle("POST /login/recovery-code", h.Post(h.LoginMFA(true)))
+	mux.Handle("POST /login/passkey", h.Post(h.PasskeyLogin))
 	mux.Handle("POST /logout", h.Post(h.Logout))
 	mux.Handle("GET /step-up", h.Serve(h.StepUpForm))
 	mux.Handle("POST /step-up", h.AuthedPost(h.StepUp))
@@ -51,6 +53,9 @@ func (s *Server) pageRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /settings/authentication/recovery-codes/regenerate", h.AuthedPost(h.Regenerate))
 	mux.Handle("POST /settings/authentication/recovery-codes.txt", h.AuthedPost(h.DownloadCodes))
 	mux.Handle("POST /settings/authentication/remove", h.AuthedPost(h.RemoveMFA))
+	mux.Handle("POST /settings/authentication/webauthn", h.AuthedPost(h.AddKey))
+	mux.Handle("POST /settings/authentication/webauthn/{id}/rename", h.AuthedPost(h.RenameKey))
+	mux.Handle("POST /settings/authentication/webauthn/{id}/remove", h.AuthedPost(h.RemoveKey))
 	mux.Handle("POST /settings/password", h.AuthedPost(h.ChangePassword))
 	mux.Handle("GET /settings/sessions", h.Authed(h.Sessions))
 	mux.Handle("POST /settings/sessions/{id}/revoke", h.AuthedPost(h.RevokeSession))
@@ -103,6 +108,15 @@ func (s *Server) apiRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/mfa/recovery-codes", a.Authed(a.RecoveryCodes))
 	mux.Handle("POST /api/v1/mfa/recovery-codes/regenerate", a.Authed(a.RegenerateRecoveryCodes))
 	mux.Handle("DELETE /api/v1/mfa", a.Authed(a.DisableMFA))
+	// Security keys and passkeys.
+	mux.Handle("POST /api/v1/mfa/webauthn/register/begin", a.Authed(a.BeginWebAuthnRegistration))
+	mux.Handle("POST /api/v1/mfa/webauthn/register/finish", a.Authed(a.FinishWebAuthnRegistration))
+	mux.Handle("GET /api/v1/mfa/webauthn", a.Authed(a.WebAuthnKeys))
+	mux.Handle("PATCH /api/v1/mfa/webauthn/{id}", a.Authed(a.RenameWebAuthnKey))
+	mux.Handle("DELETE /api/v1/mfa/webauthn/{id}", a.Authed(a.DeleteWebAuthnKey))
+	mux.Handle("POST /api/v1/login/passkey/begin", a.Serve(a.BeginPasskeyLogin))
+	mux.Handle("POST /api/v1/login/passkey/finish", a.Serve(a.FinishPasskeyLogin))
+	mux.Handle("POST /api/v1/reauth/webauthn", a.Authed(a.BeginWebAuthnReauth))
 
 	mux.Handle("POST /api/v1/password", a.Authed(a.ChangePassword))
 	mux.Handle("POST /api/v1/password/forgot", a.Serve(a.ForgotPassword))

@@ -36,8 +36,17 @@ func (s *Store) PendingTOTP(ctx context.Context, user auth.UserID) (*auth.Pendin
 // concurrent confirmations cannot both enable (ErrConflict).
 func (s *Store) EnableTOTP(ctx context.Context, c *auth.TOTPCredential, codeHashes [][]byte, keep auth.SessionID) error {
 	return mapErr("enable totp", s.write(ctx, func(tx *wtx) error {
-		if _, err := deleteSessions(ctx, tx, c.UserID, keep); err != nil {
+		// With a security key MFA is on already: the app only joins it, and the codes
+		// and the other sessions stay.
+		var joins bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM webauthn_credentials WHERE user_id = ?)`,
+			c.UserID).Scan(&joins); err != nil {
 			return err
+		}
+		if !joins {
+			if _, err := deleteSessions(ctx, tx, c.UserID, keep); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO totp_credentials
 			(user_id, key_id, ciphertext, last_step, created_at) VALUES (?, ?, ?, ?, ?)`,
@@ -46,6 +55,9 @@ func (s *Store) EnableTOTP(ctx context.Context, c *auth.TOTPCredential, codeHash
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM totp_pending WHERE user_id = ?`, c.UserID); err != nil {
 			return err
+		}
+		if joins {
+			return nil
 		}
 		return replaceCodes(ctx, tx, c.UserID, codeHashes, c.CreatedAt)
 	}))
@@ -89,6 +101,11 @@ func (s *Store) DisableMFA(ctx context.Context, user auth.UserID, keep auth.Sess
 			return err
 		}
 		existed = one(n)
+		n, err = rowsAffected(tx.ExecContext(ctx, `DELETE FROM webauthn_credentials WHERE user_id = ?`, user))
+		if err != nil {
+			return err
+		}
+		existed = existed || n > 0
 		for _, q := range []string{
 			`DELETE FROM totp_pending WHERE user_id = ?`,
 			`DELETE FROM recovery_codes WHERE user_id = ?`,
@@ -124,8 +141,8 @@ func (s *Store) UseRecoveryCode(ctx context.Context, user auth.UserID, hash []by
 func (s *Store) ReplaceRecoveryCodes(ctx context.Context, user auth.UserID, hashes [][]byte, at time.Time) error {
 	return mapErr("replace recovery codes", s.write(ctx, func(tx *wtx) error {
 		var n int
-		if err := tx.QueryRowContext(ctx,
-			`SELECT count(*) FROM totp_credentials WHERE user_id = ?`, user).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM totp_credentials WHERE user_id = ?)
+			+ (SELECT count(*) FROM webauthn_credentials WHERE user_id = ?)`, user, user).Scan(&n); err != nil {
 			return err
 		}
 		if n == 0 {
@@ -150,14 +167,16 @@ func replaceCodes(ctx context.Context, tx *wtx, user auth.UserID, hashes [][]byt
 }
 
 // RecoveryCodeCounts counts the user's codes and the unused ones.
-// MFAState reports whether TOTP is enabled and counts the codes, in one query.
-func (s *Store) MFAState(ctx context.Context, user auth.UserID) (bool, auth.RecoveryCodeCounts, error) {
-	var c auth.RecoveryCodeCounts
-	var enabled bool
+// MFAState reports which second factors the user has and counts the codes, in one query.
+func (s *Store) MFAState(ctx context.Context, user auth.UserID) (auth.MFAState, error) {
+	var m auth.MFAState
 	err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM totp_credentials WHERE user_id = ?),
-		count(*), count(*) FILTER (WHERE used_at IS NULL) FROM recovery_codes WHERE user_id = ?`, user, user).
-		Scan(&enabled, &c.Total, &c.Remaining)
-	return enabled, c, mapErr("mfa state", err)
+		(SELECT count(*) FROM webauthn_credentials WHERE user_id = ?),
+		(SELECT deadline FROM mfa_deadlines WHERE user_id = ?),
+		count(*), count(*) FILTER (WHERE used_at IS NULL) FROM recovery_codes WHERE user_id = ?`, user, user, user, user).
+		Scan(&m.TOTP, &m.WebAuthnKeys, timeCol{&m.Deadline}, &m.Codes.Total, &m.Codes.Remaining)
+	m.Enabled = m.TOTP || m.WebAuthnKeys > 0
+	return m, mapErr("mfa state", err)
 }
 
 func (s *Store) RecoveryCodeCounts(ctx context.Context, user auth.UserID) (auth.RecoveryCodeCounts, error) {
@@ -165,4 +184,17 @@ func (s *Store) RecoveryCodeCounts(ctx context.Context, user auth.UserID) (auth.
 	err := s.queryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE used_at IS NULL)
 		FROM recovery_codes WHERE user_id = ?`, user).Scan(&c.Total, &c.Remaining)
 	return c, mapErr("recovery code counts", err)
+}
+
+// SetMFADeadline stores the deadline unless an earlier one is stored (one upsert whose
+// update is conditional), and returns the one in force.
+func (s *Store) SetMFADeadline(ctx context.Context, user auth.UserID, at time.Time) (time.Time, error) {
+	if _, err := s.exec(ctx, `INSERT INTO mfa_deadlines (user_id, deadline) VALUES (?, ?)
+		ON CONFLICT (user_id) DO UPDATE SET deadline = excluded.deadline WHERE mfa_deadlines.deadline > excluded.deadline`,
+		user, micros(at)); err != nil {
+		return time.Time{}, mapErr("set mfa deadline", err)
+	}
+	var d time.Time
+	err := s.queryRow(ctx, `SELECT deadline FROM mfa_deadlines WHERE user_id = ?`, user).Scan(timeCol{&d})
+	return d, mapErr("set mfa deadline", err)
 }

@@ -17,6 +17,8 @@ func (s *Store) Purge(ctx context.Context, p auth.PurgeBefore) (int64, error) {
 		{`DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?`, []any{now, micros(p.IdleBefore)}},
 		{`DELETE FROM pending_logins WHERE expires_at <= ?`, []any{now}},
 		{`DELETE FROM totp_pending WHERE expires_at <= ?`, []any{now}},
+		// A WebAuthn ceremony is finished within 5 minutes or never.
+		{`DELETE FROM webauthn_ceremonies WHERE expires_at <= ?`, []any{now}},
 		{`DELETE FROM password_resets WHERE expires_at <= ? OR used_at IS NOT NULL`, []any{now}},
 		{`DELETE FROM email_links WHERE expires_at <= ? OR used_at IS NOT NULL`, []any{now}},
 		{`DELETE FROM reserved_usernames WHERE reserved_until <= ?`, []any{now}},

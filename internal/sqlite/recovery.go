@@ -172,6 +172,7 @@ func (s *Store) ApproveRecoveryRequest(ctx context.Context, id auth.RecoveryRequ
 		}
 		for _, q := range []string{
 			`DELETE FROM totp_credentials WHERE user_id = ?`,
+			`DELETE FROM webauthn_credentials WHERE user_id = ?`,
 			`DELETE FROM totp_pending WHERE user_id = ?`,
 			`DELETE FROM recovery_codes WHERE user_id = ?`,
 		} {

@@ -125,6 +125,7 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"RecoveryEvidence", testRecoveryEvidence},
 		{"PurgeAccountRows", testPurgeAccountRows},
 	}
+	areas = append(areas, webauthnAreas...)
 	for _, a := range areas {
 		t.Run(a.name, func(t *testing.T) {
 			a.fn(t, newStore(t))
@@ -1402,11 +1403,11 @@ func testSessionWithUser(t *testing.T, s auth.Store) {
 	}
 	_, _, mfa, err = s.SessionWithUser(ctx(t), hash("joan-token"))
 	noErr(t, "SessionWithUser(MFA on)", err)
-	on, counts, err := s.MFAState(ctx(t), u.ID)
+	state, err := s.MFAState(ctx(t), u.ID)
 	noErr(t, "MFAState", err)
-	if wantMFA := (auth.MFAState{Enabled: true, Codes: auth.RecoveryCodeCounts{Total: 3, Remaining: 2}}); mfa != wantMFA ||
-		(auth.MFAState{Enabled: on, Codes: counts}) != wantMFA {
-		t.Errorf("SessionWithUser MFA state = %+v, MFAState = %v %+v, want both %+v", mfa, on, counts, wantMFA)
+	if wantMFA := (auth.MFAState{Enabled: true, TOTP: true, Codes: auth.RecoveryCodeCounts{Total: 3, Remaining: 2}}); mfa != wantMFA ||
+		state != wantMFA {
+		t.Errorf("SessionWithUser MFA state = %+v, MFAState = %+v, want both %+v", mfa, state, wantMFA)
 	}
 	// Kim's session sees Kim's state, not Joan's.
 	_, _, mfa, err = s.SessionWithUser(ctx(t), hash("kim-token"))
@@ -1892,7 +1893,8 @@ func testMFAState(t *testing.T, s auth.Store) {
 	alice, bob := mustUser(t, s, "alice"), mustUser(t, s, "bob")
 	check := func(name string, user auth.UserID, wantOn bool, want auth.RecoveryCodeCounts) {
 		t.Helper()
-		on, c, err := s.MFAState(ctx(t), user)
+		state, err := s.MFAState(ctx(t), user)
+		on, c := state.Enabled, state.Codes
 		if err != nil || on != wantOn || c != want {
 			t.Fatalf("%s: MFAState = %v, %+v, %v; want %v, %+v", name, on, c, err, wantOn, want)
 		}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -130,7 +131,11 @@ func (h *Handler) MFAForm(recovery bool) PageFunc {
 		if recovery {
 			tmpl, title = "login_recovery", "Sign in with a recovery code"
 		}
-		h.render(w, http.StatusOK, tmpl, h.newPage(w, r, title))
+		pg := h.newPage(w, r, title)
+		if err := h.offerKey(r, pg); err != nil {
+			return err
+		}
+		h.render(w, http.StatusOK, tmpl, pg)
 		return nil
 	}
 }
@@ -152,7 +157,13 @@ func (h *Handler) LoginMFA(recovery bool) PageFunc {
 		if recovery {
 			code, rc, field, tmpl, title = "", r.PostFormValue("recovery_code"), "recovery_code", "login_recovery", "Sign in with a recovery code"
 		}
-		res, err := h.svc.LoginMFA(r.Context(), client(r), token, code, rc)
+		var res *auth.LoginResult
+		var err error
+		if cred := r.PostFormValue("credential"); cred != "" && !recovery {
+			res, err = h.svc.LoginWebAuthn(r.Context(), client(r), token, json.RawMessage(cred))
+		} else {
+			res, err = h.svc.LoginMFA(r.Context(), client(r), token, code, rc)
+		}
 		if err != nil {
 			if e := auth.AsError(err); e != nil && e.Code == auth.ErrInvalidMFAToken.Code {
 				h.clearMFA(w)
@@ -160,6 +171,9 @@ func (h *Handler) LoginMFA(recovery bool) PageFunc {
 				return nil
 			}
 			pg := h.newPage(w, r, title)
+			if err := h.offerKey(r, pg); err != nil {
+				return err
+			}
 			if e := auth.AsError(err); e != nil && e.Fields["code"] != "" && recovery {
 				// The domain names one field for both methods; this page's is the recovery code.
 				e = &auth.Error{Kind: e.Kind, Code: e.Code, Message: e.Message, Fields: map[string]string{field: e.Fields["code"]}}
@@ -239,8 +253,17 @@ func (h *Handler) Reset(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// reauthData tells the re-authentication form whether to ask for a code.
-type reauthData struct{ MFA bool }
+// reauthData tells the re-authentication form whether to ask for a code, and whether
+// to offer the account's security keys.
+type reauthData struct{ MFA, Keys bool }
+
+func (h *Handler) reauthDataOf(st auth.MFAState) reauthData {
+	return reauthData{MFA: st.Enabled, Keys: st.WebAuthnKeys > 0 && h.svc.WebAuthnUnavailable() == ""}
+}
+
+// mfaPageData is what the second-factor page offers: the key's request options (the
+// pending login's challenge) when the account has a key.
+type mfaPageData struct{ WebAuthn string }
 
 // ReauthForm asks a signed-in user to confirm it is them before a sensitive action.
 func (h *Handler) ReauthForm(w http.ResponseWriter, r *http.Request, p *auth.Principal) error {
@@ -249,7 +272,7 @@ func (h *Handler) ReauthForm(w http.ResponseWriter, r *http.Request, p *auth.Pri
 		return err
 	}
 	pg := h.newPage(w, r, "Confirm it is you")
-	pg.Data = reauthData{MFA: st.Enabled}
+	pg.Data = h.reauthDataOf(st)
 	h.render(w, http.StatusOK, "reauth", pg)
 	return nil
 }
@@ -260,14 +283,20 @@ func (h *Handler) Reauth(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	if code != "" && rc != "" {
 		rc = "" // both filled in: the app's code is the one people mean
 	}
-	_, err := h.svc.Reauth(r.Context(), client(r), p, r.PostFormValue("password"), code, rc)
+	var err error
+	if cred := r.PostFormValue("credential"); cred != "" {
+		// The key alone (user verification required), as the script began it.
+		_, err = h.svc.ReauthWebAuthn(r.Context(), client(r), p, "", r.PostFormValue("ceremony_id"), json.RawMessage(cred))
+	} else {
+		_, err = h.svc.Reauth(r.Context(), client(r), p, r.PostFormValue("password"), code, rc)
+	}
 	if err != nil {
 		st, serr := h.svc.MFAStateOf(r.Context(), p)
 		if serr != nil {
 			return serr
 		}
 		pg := h.newPage(w, r, "Confirm it is you")
-		pg.Data = reauthData{MFA: st.Enabled}
+		pg.Data = h.reauthDataOf(st)
 		field := "password"
 		if e := auth.AsError(err); e != nil && e.Code == auth.ErrInvalidCode.Code {
 			field = "code"
@@ -279,5 +308,16 @@ func (h *Handler) Reauth(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		to += "?done=reauthenticated"
 	}
 	redirect(w, r, to)
+	return nil
+}
+
+// offerKey puts the pending login's key challenge on the second-factor page, so the key
+// is offered first when the account has one.
+func (h *Handler) offerKey(r *http.Request, pg *page) error {
+	opts, err := h.svc.SecondFactorOptions(r.Context(), cookieValue(r, h.mfaCookieName()))
+	if err != nil {
+		return err
+	}
+	pg.Data = mfaPageData{WebAuthn: string(opts)}
 	return nil
 }

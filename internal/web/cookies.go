@@ -163,6 +163,10 @@ func flashFor(key string) *flash {
 		"ssh_key_deleted":   {"ok", "The SSH key was deleted."},
 		"recovery_approved": {"ok", "The recovery request was approved. The user was emailed a password-reset link."},
 		"recovery_denied":   {"ok", "The recovery request was denied. The user was emailed the reason."},
+		"key_added":         {"ok", "The security key was added."},
+		"app_added":         {"ok", "The authenticator app was added."},
+		"key_renamed":       {"ok", "The security key was renamed."},
+		"key_removed":       {"ok", "The security key was removed."},
 	}[key]
 	if !ok {
 		return nil

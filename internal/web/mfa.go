@@ -22,6 +22,10 @@ type authData struct {
 	Low         bool
 	Setup       *setupView // a setup in progress, when MFA is off
 	ReauthUntil time.Time
+	// Keys are the security keys and passkeys; WebAuthn is false when the server
+	// cannot offer them (public-url has an IP address).
+	Keys     []keyRow
+	WebAuthn bool
 }
 
 // setupView is what an authenticator app needs: the QR code and the same details for
@@ -50,7 +54,15 @@ func (h *Handler) authData(r *http.Request, p *auth.Principal) (*authData, error
 		return nil, err
 	}
 	d := &authData{MFA: st, Remaining: st.Codes.Remaining, Low: st.Low(), ReauthUntil: h.svc.ReauthUntil(p)}
-	if !st.Enabled {
+	d.WebAuthn = h.svc.WebAuthnUnavailable() == ""
+	ks, err := h.svc.WebAuthnKeys(r.Context(), p)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range ks {
+		d.Keys = append(d.Keys, keyRow{WebAuthnKey: k, Last: len(ks) == 1 && !st.TOTP})
+	}
+	if !st.TOTP {
 		setup, err := h.svc.PendingSetup(r.Context(), p)
 		switch {
 		case err == nil:
@@ -143,6 +155,11 @@ func (h *Handler) ConfirmTOTP(w http.ResponseWriter, r *http.Request, p *auth.Pr
 			pg.Fields["code"] = msg
 			pg.Error = "That code did not match. Nothing was changed; check the time on your phone and try the newest code."
 		})
+	}
+	if codes == nil {
+		// The app joined a security key: MFA was on, the recovery codes stay.
+		redirect(w, r, "/settings/authentication?done=app_added")
+		return nil
 	}
 	h.showCodes(w, r, codes, false)
 	return nil

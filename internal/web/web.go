@@ -314,6 +314,10 @@ type page struct {
 	// a hidden field and links in the query.
 	RD   string
 	Data any
+	// Script is the WebAuthn script's path on the pages that run it ("" elsewhere).
+	Script string
+	// Banner is the require-mfa notice shown on every page ("" when none).
+	Banner string
 }
 
 func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, title string) *page {
@@ -321,6 +325,11 @@ func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, title string) 
 		Values: map[string]string{}, Next: localPath(r.FormValue("next")), RD: h.returnTo(r.FormValue("rd"))}
 	if p := auth.PrincipalFrom(r.Context()); p != nil && p.Session != nil {
 		pg.User = p.User
+		if pol := p.MFAPolicy(); pol.Blocked {
+			pg.Banner = "Your site requires multiple-factor authentication before you can do anything else."
+		} else if !pol.Deadline.IsZero() {
+			pg.Banner = "Your site requires multiple-factor authentication from " + pol.Deadline.UTC().Format("2 January 2006, 15:04 UTC") + "."
+		}
 	}
 	pg.CSRF = h.csrfToken(w, r)
 	pg.Flash = flashFor(r.URL.Query().Get("done"))
@@ -391,6 +400,12 @@ func (h *Handler) render(w http.ResponseWriter, status int, name string, pg *pag
 		h.log.Error("no such template", "name", name)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
+	}
+	// With WebAuthn off (an IP-address public-url) the script is not loaded, so its
+	// buttons stay hidden and the policy keeps forbidding script.
+	if scriptPages[name] && h.svc.WebAuthnUnavailable() == "" {
+		pg.Script = scriptPath
+		w.Header().Set("Content-Security-Policy", scriptCSP)
 	}
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, pg); err != nil {
