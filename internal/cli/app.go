@@ -110,7 +110,7 @@ func NewApp(ctx context.Context, cfg config.Config, logger *slog.Logger, clock f
 		PendingLoginTTL: cfg.PendingLoginTTL, RecoveryAutoApproveAfter: cfg.RecoveryAutoApproveAfter,
 		SecurityLogRetention: cfg.SecurityLogRetention,
 		OperatorEmail:        cfg.OperatorEmail,
-		RequireMFA: cfg.RequireMFA, RequireMFAGrace: cfg.RequireMFAGrace,
+		RequireMFA:           cfg.RequireMFA, RequireMFAGrace: cfg.RequireMFAGrace,
 	}, auth.Deps{Store: st, Hasher: hasher, Keys: ring, Mailer: mailer, Logger: logger, Clock: clock, Observe: metrics.Observe})
 	provider, err := oidc.New(ctx, svc, ring, logger, oidc.Options{Issuer: cfg.PublicURL,
 		AccessTokenTTL: cfg.OIDCAccessTokenTTL, IDTokenTTL: cfg.OIDCIDTokenTTL, RefreshTokenTTL: cfg.OIDCRefreshTokenTTL})

@@ -146,9 +146,25 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var trusted, logLevel, argonMem, argonTime, argonThreads, rules string
-	str := func(p *string, name, usage string) { fs.StringVar(p, name, *p, usage) }
+	// A command's own flag wins over a setting of the same name: "admin oidc-client add
+	// --require-mfa" marks the client, it does not set the site's require-mfa policy.
+	own := map[string]bool{}
+	if extra != nil {
+		probe := flag.NewFlagSet(name, flag.ContinueOnError)
+		extra(probe)
+		probe.VisitAll(func(f *flag.Flag) { own[f.Name] = true })
+	}
+	str := func(p *string, name, usage string) {
+		if !own[name] {
+			fs.StringVar(p, name, *p, usage)
+		}
+	}
 	integer := func(p *int, name, usage string) { fs.IntVar(p, name, *p, usage) }
-	dur := func(p *time.Duration, name, usage string) { fs.DurationVar(p, name, *p, usage) }
+	dur := func(p *time.Duration, name, usage string) {
+		if !own[name] {
+			fs.DurationVar(p, name, *p, usage)
+		}
+	}
 
 	str(&c.Addr, "addr", "listen address")
 	str(&c.DatabaseURL, "database-url", "sqlite:PATH or postgres://…")

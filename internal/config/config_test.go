@@ -133,3 +133,21 @@ func TestParseTrustedProxies(t *testing.T) {
 		t.Fatalf("ParseTrustedProxies = %v, %v", got, err)
 	}
 }
+
+// TestCommandFlagWinsOverSetting: a command's own flag of a setting's name (the
+// client's --require-mfa of "admin oidc-client add") is the command's, and the
+// setting keeps its default instead of the flag set panicking on a redefinition.
+func TestCommandFlagWinsOverSetting(t *testing.T) {
+	var clientMFA bool
+	c, rest, err := Load("admin oidc-client add", []string{"--require-mfa", "--site-name", "Acme", "x"},
+		func(string) string { return "" }, io.Discard, func(fs *flag.FlagSet) {
+			fs.BoolVar(&clientMFA, "require-mfa", false, "the client's rule")
+		})
+	if err != nil {
+		t.Fatalf("Load = %v", err)
+	}
+	if !clientMFA || c.RequireMFA != "admins" || c.SiteName != "Acme" || len(rest) != 1 {
+		t.Fatalf("Load: client flag %v, require-mfa %q, site %q, rest %v; want true, admins, Acme, [x]",
+			clientMFA, c.RequireMFA, c.SiteName, rest)
+	}
+}

@@ -66,6 +66,14 @@ func TestExportAccount(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
+		// The page hands the download to the API's export, which the session may read.
+		if loc := resp.Header.Get("Location"); resp.StatusCode != 303 || loc != "/api/v1/me/export?download=1" {
+			t.Fatalf("page export = %d to %q, want 303 to the API's download", resp.StatusCode, loc)
+		}
+		if resp, err = c.Get(s.URL + resp.Header.Get("Location")); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
 		if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Disposition"), `filename="latchkey-account.json"`) {
 			t.Fatalf("page export = %d %v", resp.StatusCode, resp.Header)
 		}

@@ -267,10 +267,11 @@ func TestNginxForwardAuth(t *testing.T) {
 			t.Errorf("the application got %s %q, want %q", name, got, v)
 		}
 	}
-	for _, name := range []string{"Remote-Groups", "Remote-Email"} {
-		if got := h.Seen[name]; len(got) != 0 {
-			t.Errorf("the application got %s %q from a client's forgery, want none", name, got)
-		}
+	if got := h.Seen["Remote-Groups"]; len(got) != 0 {
+		t.Errorf("the application got Remote-Groups %q from a client's forgery, want none", got)
+	}
+	if got := h.Seen["Remote-Email"]; len(got) != 1 || got[0] != "alice@example.com" {
+		t.Errorf("the application got Remote-Email %q, want only the verified address, never the forged one", got)
 	}
 	if h.Seen[":uri"][0] != "/hello?x=1&y=%2F" {
 		t.Errorf("the application got %q, want the original URI", h.Seen[":uri"])
@@ -317,7 +318,7 @@ func TestNginxForwardAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	h = browse(t, b, "GET", grafana, nil, forged)
-	if h.Status != 200 || fmt.Sprint(h.Seen["Remote-User"]) != "[bob]" || fmt.Sprint(h.Seen["Remote-Groups"]) != "[admin]" || h.Seen["Remote-Email"] != nil {
+	if h.Status != 200 || fmt.Sprint(h.Seen["Remote-User"]) != "[bob]" || fmt.Sprint(h.Seen["Remote-Groups"]) != "[admin]" || fmt.Sprint(h.Seen["Remote-Email"]) != "[bob@example.com]" {
 		t.Fatalf("bob at grafana: %d %v", h.Status, h.Seen)
 	}
 

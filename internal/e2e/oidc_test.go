@@ -276,7 +276,8 @@ func TestOIDCProvider(t *testing.T) {
 		tok, idt, claims := app.exchange(code, verifier, nonce)
 		if idt.Subject != alice || idt.Issuer != srv.URL || claims["azp"] != app.conf.ClientID ||
 			!slices.Equal(strs(claims["amr"]), []string{"pwd"}) || claims["acr"] != auth.ACROneFactor ||
-			claims["preferred_username"] != "alice" || claims["email"] != nil || claims["auth_time"] == nil {
+			claims["preferred_username"] != "alice" || claims["email"] != "alice@example.com" || claims["email_verified"] != true ||
+			claims["auth_time"] == nil {
 			t.Fatalf("ID token claims = %v", claims)
 		}
 		if tok.AccessToken == "" || tok.RefreshToken == "" {
@@ -290,7 +291,7 @@ func TestOIDCProvider(t *testing.T) {
 		}
 		var infoClaims map[string]any
 		_ = info.Claims(&infoClaims)
-		if info.Subject != alice || infoClaims["preferred_username"] != "alice" || info.Email != "" || info.EmailVerified {
+		if info.Subject != alice || infoClaims["preferred_username"] != "alice" || info.Email != "alice@example.com" || !info.EmailVerified {
 			t.Fatalf("userinfo = %v", infoClaims)
 		}
 

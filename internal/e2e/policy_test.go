@@ -50,12 +50,12 @@ func TestMFAPolicyAdmins(t *testing.T) {
 			t.Fatalf("/me mfa of an ordinary account = %v", m)
 		}
 		// grant-admin refuses an account without MFA, in one line.
-		code, _, errs := runCLI(t, cfg, "", "admin", "grant-admin", "bob")
+		code, _, errs := runCLI(t, cfg, "", "admin", "grant-admin", "bob", "--reason", "on call")
 		if code == 0 || !strings.Contains(errs, "multiple-factor") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
 			t.Fatalf("grant-admin without MFA = %d %q", code, errs)
 		}
 		srv.registerKey(t, bob, newSoftKey(t), "Bob's key").want(t, 201)
-		if code, _, errs := runCLI(t, cfg, "", "admin", "grant-admin", "bob"); code != 0 {
+		if code, _, errs := runCLI(t, cfg, "", "admin", "grant-admin", "bob", "--reason", "on call"); code != 0 {
 			t.Fatalf("grant-admin with MFA = %d %q", code, errs)
 		}
 		// admin users shows each account's MFA and deadline.

@@ -194,8 +194,8 @@ func TestSecurityLogRetention(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n != 2 {
-			t.Fatalf("PurgeSecurityLog removed %d rows, want the 2 older than 30 days (sign-up, first sign-in)", n)
+		if n != 3 {
+			t.Fatalf("PurgeSecurityLog removed %d rows, want the 3 older than 30 days (sign-up, address verified, first sign-in)", n)
 		}
 		ev := s.call(t, "GET", "/api/v1/security-log", tok, nil).want(t, 200).Body["events"].([]any)
 		if len(ev) != 1 || ev[0].(map[string]any)["event"] != "login" {
