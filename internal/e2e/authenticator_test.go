@@ -86,8 +86,12 @@ func (k *softKey) create(t *testing.T, publicKey map[string]any) map[string]any 
 	if k.handle == nil { // a second registration of the same credential keeps the first
 		k.handle = handle
 	}
-	x := k.priv.PublicKey.X.FillBytes(make([]byte, 32))
-	y := k.priv.PublicKey.Y.FillBytes(make([]byte, 32))
+	// The uncompressed point is 0x04 || X || Y, 32 bytes each for P-256.
+	point, err := k.priv.PublicKey.Bytes()
+	if err != nil {
+		t.Fatalf("public key: %v", err)
+	}
+	x, y := point[1:33], point[33:65]
 	cose := mustCBOR(t, map[int]any{1: 2, 3: -7, -1: 1, -2: x, -3: y})
 	attested := make([]byte, 16) // AAGUID: zero
 	attested = binary.BigEndian.AppendUint16(attested, uint16(len(k.id)))

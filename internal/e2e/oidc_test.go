@@ -541,7 +541,7 @@ func TestOIDCRefusals(t *testing.T) {
 
 		// A cross-site POST of the request is answered as if nobody were signed in,
 		// even when the browser sends the cookie.
-		u, state, _, _ = app.authURL()
+		u, _, _, _ = app.authURL()
 		pu0, _ := url.Parse(u)
 		req, _ := http.NewRequest("POST", srv.URL+"/oauth2/authorize", strings.NewReader(pu0.RawQuery))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -599,7 +599,7 @@ func TestOIDCRefusals(t *testing.T) {
 		app.code(browser, srv.URL+next, state)
 		// max_age older than the last sign-in: the same.
 		srv.Clock.Advance(time.Minute)
-		u, state, _, _ = app.authURL(oauth2.SetAuthURLParam("max_age", "30"))
+		u, _, _, _ = app.authURL(oauth2.SetAuthURLParam("max_age", "30"))
 		if status, loc, _ := visit(t, browser, u); status != http.StatusFound || !strings.HasPrefix(loc, "/settings/reauth?next=") {
 			t.Fatalf("max_age exceeded = %d %q, want re-authentication", status, loc)
 		}
@@ -667,7 +667,7 @@ func TestOIDCRefusals(t *testing.T) {
 		if status != http.StatusSeeOther {
 			t.Fatalf("revoke app = %d, want 303", status)
 		}
-		u, state, _, _ = asks.authURL()
+		u, _, _, _ = asks.authURL()
 		if status, loc, _ := visit(t, browser, u); status != http.StatusFound || !strings.HasPrefix(loc, "/oauth2/consent?") {
 			t.Fatalf("after revoking, authorize = %d %q, want the consent page again", status, loc)
 		}
@@ -759,7 +759,7 @@ func TestOIDCAdminCLI(t *testing.T) {
 		srv := startOIDCServer(t, dbURL)
 		cfg := srv.App.Config
 		srv.signup(t, "carol", "carol@example.com")
-		browser := srv.browser(t, srv.login(t, "carol"))
+		srv.login(t, "carol")
 
 		// Redirect URIs must be absolute, without a fragment, https or loopback http.
 		for _, bad := range []string{"http://app.example.com/cb", "https://app.example.com/cb#x", "/cb", "ftp://app.example.com/cb"} {
@@ -791,7 +791,7 @@ func TestOIDCAdminCLI(t *testing.T) {
 		// The CLI's client signs in (once MFA is there) and its tokens end with it.
 		secret, _ := srv.enrol(t, srv.login(t, "carol"))
 		mfaSession := srv.login2faNow(t, "carol", secret)
-		browser = srv.browser(t, mfaSession)
+		browser := srv.browser(t, mfaSession)
 		app := newRPWith(t, srv, added["client_id"], added["client_secret"], "https://grafana.example.com/cb")
 		u, state, nonce, verifier := app.authURL()
 		tok, _, _ := app.exchange(app.code(browser, u, state), verifier, nonce)
