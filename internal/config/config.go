@@ -217,6 +217,11 @@ func Load(name string, args []string, getenv func(string) string, stderr io.Writ
 	// Environment first, so that flags parsed afterwards win.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
+		// LATCHKEY_<NAME> names a setting; a command's own flag of that name (see own)
+		// is not one, and takes no value from the environment.
+		if own[f.Name] {
+			return
+		}
 		if v := getenv(EnvName(f.Name)); v != "" && envErr == nil {
 			if err := f.Value.Set(v); err != nil {
 				envErr = fmt.Errorf("%s: invalid value %q: %v", EnvName(f.Name), v, err)

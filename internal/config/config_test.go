@@ -139,8 +139,10 @@ func TestParseTrustedProxies(t *testing.T) {
 // setting keeps its default instead of the flag set panicking on a redefinition.
 func TestCommandFlagWinsOverSetting(t *testing.T) {
 	var clientMFA bool
+	// LATCHKEY_REQUIRE_MFA, set for serve, names the setting: it is no value of the
+	// command's flag, and this command, which applies no policy, leaves the default.
 	c, rest, err := Load("admin oidc-client add", []string{"--require-mfa", "--site-name", "Acme", "x"},
-		func(string) string { return "" }, io.Discard, func(fs *flag.FlagSet) {
+		env(map[string]string{"LATCHKEY_REQUIRE_MFA": "all"}), io.Discard, func(fs *flag.FlagSet) {
 			fs.BoolVar(&clientMFA, "require-mfa", false, "the client's rule")
 		})
 	if err != nil {

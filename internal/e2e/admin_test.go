@@ -16,6 +16,7 @@ func runCLI(t *testing.T, cfg config.Config, stdin string, args ...string) (int,
 	env := map[string]string{
 		"LATCHKEY_DATABASE_URL":    cfg.DatabaseURL,
 		"LATCHKEY_SECRET_KEY_FILE": cfg.SecretKeyFile,
+		"LATCHKEY_REQUIRE_MFA":     cfg.RequireMFA, // the CLI follows the server's policy
 		"LATCHKEY_ARGON2_MEMORY":   "8192",
 		"LATCHKEY_ARGON2_TIME":     "1",
 	}
